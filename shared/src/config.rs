@@ -1,0 +1,253 @@
+//! Configuration from the environment, read once per process (in `main`) and shared by every
+//! invocation. Secrets are wrapped in [`Secret`] so that they never reach a log line or an error.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use url::Url;
+
+use crate::error::BackfillError;
+use crate::model::{parse_date, ProviderKind};
+
+pub const DEFAULT_YAHOO_BASE_URL: &str = "https://query1.finance.yahoo.com";
+pub const DEFAULT_POLYGON_BASE_URL: &str = "https://api.polygon.io";
+pub const DEFAULT_START_DATE: &str = "2025-10-01";
+
+/// A string that must not be printed. `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the database connection comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatabaseSource {
+    /// `DATABASE_URL` (it may hold a password).
+    Url(Secret),
+    /// `DATABASE_SECRET_ARN`: an RDS secret (`host/port/username/password/dbname`) or `{"url": …}`.
+    SecretArn(String),
+}
+
+/// Where the Polygon API key comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiKeySource {
+    Value(Secret),
+    /// `PROVIDER_SECRET_ARN`: a plain string, or JSON with `api_key` / `POLYGON_API_KEY` / `apiKey`.
+    SecretArn(String),
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseSource,
+    /// Provider for runs whose request names none.
+    pub default_provider: ProviderKind,
+    pub yahoo_base_url: Url,
+    pub polygon_base_url: Url,
+    pub polygon_api_key: ApiKeySource,
+    /// `PROVIDER_REQUESTS_PER_MINUTE`; `None` means the provider's own default.
+    pub requests_per_minute: Option<u32>,
+    pub default_start_date: NaiveDate,
+    /// Per-request timeout towards the provider.
+    pub http_timeout: Duration,
+    /// Stop starting tickers when less than this remains before the deadline.
+    pub deadline_margin: Duration,
+    /// Time budget used when the Lambda deadline is absent or already past (local emulators, tests).
+    pub fallback_budget: Duration,
+    /// Exponential backoff after a 429 without `Retry-After`: base, doubled per consecutive 429, capped.
+    pub rate_limit_backoff_base: Duration,
+    pub rate_limit_backoff_cap: Duration,
+    /// Database pool size per process. One is enough for a Lambda that handles one event at a time.
+    pub db_pool_size: usize,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, BackfillError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the configuration from any key lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, BackfillError> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let database = match (get("DATABASE_URL"), get("DATABASE_SECRET_ARN")) {
+            (Some(url), _) => DatabaseSource::Url(Secret::new(url)),
+            (None, Some(arn)) => DatabaseSource::SecretArn(arn),
+            (None, None) => {
+                return Err(BackfillError::ConfigurationError(
+                    "set DATABASE_URL or DATABASE_SECRET_ARN".into(),
+                ))
+            }
+        };
+        let default_provider = match get("PRICE_PROVIDER") {
+            Some(p) => p.parse().map_err(|e: BackfillError| {
+                BackfillError::ConfigurationError(format!("PRICE_PROVIDER: {e}"))
+            })?,
+            None => ProviderKind::Yahoo,
+        };
+        let url = |key: &str, default: &str| -> Result<Url, BackfillError> {
+            let raw = get(key).unwrap_or_else(|| default.to_string());
+            Url::parse(&raw).map_err(|e| {
+                BackfillError::ConfigurationError(format!("{key} {raw:?} is not a URL: {e}"))
+            })
+        };
+        let polygon_api_key = match (get("POLYGON_API_KEY"), get("PROVIDER_SECRET_ARN")) {
+            (Some(key), _) => ApiKeySource::Value(Secret::new(key)),
+            (None, Some(arn)) => ApiKeySource::SecretArn(arn),
+            (None, None) => ApiKeySource::Missing,
+        };
+        let number = |key: &str| -> Result<Option<u64>, BackfillError> {
+            get(key)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        BackfillError::ConfigurationError(format!(
+                            "{key} {v:?} is not a non-negative integer"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let secs = |key: &str, default: u64| -> Result<Duration, BackfillError> {
+            Ok(Duration::from_secs(number(key)?.unwrap_or(default)))
+        };
+        let requests_per_minute = match number("PROVIDER_REQUESTS_PER_MINUTE")? {
+            Some(0) => {
+                return Err(BackfillError::ConfigurationError(
+                    "PROVIDER_REQUESTS_PER_MINUTE must be at least 1".into(),
+                ))
+            }
+            Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+            None => None,
+        };
+        let default_start_date = parse_date(
+            "BACKFILL_START_DATE",
+            &get("BACKFILL_START_DATE").unwrap_or_else(|| DEFAULT_START_DATE.to_string()),
+        )
+        .map_err(|e| BackfillError::ConfigurationError(e.to_string()))?;
+        Ok(Self {
+            database,
+            default_provider,
+            yahoo_base_url: url("YAHOO_BASE_URL", DEFAULT_YAHOO_BASE_URL)?,
+            polygon_base_url: url("POLYGON_BASE_URL", DEFAULT_POLYGON_BASE_URL)?,
+            polygon_api_key,
+            requests_per_minute,
+            default_start_date,
+            http_timeout: secs("PROVIDER_TIMEOUT_SECONDS", 20)?,
+            deadline_margin: secs("DEADLINE_MARGIN_SECONDS", 30)?,
+            fallback_budget: secs("FETCH_BUDGET_SECONDS", 600)?,
+            rate_limit_backoff_base: secs("RATE_LIMIT_BACKOFF_BASE_SECONDS", 5)?,
+            rate_limit_backoff_cap: secs("RATE_LIMIT_BACKOFF_CAP_SECONDS", 300)?,
+            db_pool_size: number("DATABASE_POOL_SIZE")?.unwrap_or(2).max(1) as usize,
+        })
+    }
+
+    /// Pacing for a provider: the configured override, else a default below its published limit.
+    pub fn requests_per_minute_for(&self, provider: ProviderKind) -> u32 {
+        self.requests_per_minute.unwrap_or(match provider {
+            // Yahoo publishes no limit; the original paced at one call every 2 s.
+            ProviderKind::Yahoo => 30,
+            // Polygon's free plan allows 5 calls a minute.
+            ProviderKind::Polygon => 5,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, BackfillError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_database_is_set() {
+        let c = config(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]).unwrap();
+        assert_eq!(c.default_provider, ProviderKind::Yahoo);
+        assert_eq!(
+            c.yahoo_base_url.as_str(),
+            "https://query1.finance.yahoo.com/"
+        );
+        assert_eq!(c.default_start_date.to_string(), "2025-10-01");
+        assert_eq!(c.requests_per_minute_for(ProviderKind::Polygon), 5);
+        assert_eq!(c.polygon_api_key, ApiKeySource::Missing);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[
+            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+            ("POLYGON_API_KEY", "pk_live_123"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("pk_live_123"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn missing_database_and_bad_values_are_configuration_errors() {
+        assert_eq!(config(&[]).unwrap_err().name(), "ConfigurationError");
+        for (k, v) in [
+            ("PRICE_PROVIDER", "alpaca"),
+            ("PROVIDER_REQUESTS_PER_MINUTE", "0"),
+            ("PROVIDER_REQUESTS_PER_MINUTE", "fast"),
+            ("BACKFILL_START_DATE", "2025-13-01"),
+            ("YAHOO_BASE_URL", "not a url"),
+        ] {
+            let err = config(&[("DATABASE_URL", "postgres://db/x"), (k, v)]).unwrap_err();
+            assert_eq!(err.name(), "ConfigurationError", "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn secret_arns_are_used_when_no_plain_value_is_given() {
+        let c = config(&[
+            (
+                "DATABASE_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:db",
+            ),
+            (
+                "PROVIDER_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:pk",
+            ),
+            ("PROVIDER_REQUESTS_PER_MINUTE", "120"),
+        ])
+        .unwrap();
+        assert!(matches!(c.database, DatabaseSource::SecretArn(_)));
+        assert!(matches!(c.polygon_api_key, ApiKeySource::SecretArn(_)));
+        assert_eq!(c.requests_per_minute_for(ProviderKind::Yahoo), 120);
+    }
+}

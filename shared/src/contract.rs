@@ -1,0 +1,190 @@
+//! The JSON payloads between the state machine, the functions, the CLI and the tests.
+//! Field names here are fixed: the ASL and other tools rely on them. Extra fields may be added.
+//!
+//! Inputs are deserialized by the handlers themselves (not by the runtime) so that a payload that
+//! does not parse comes back as `InvalidInput` instead of the runtime's own error type.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::BackfillError;
+use crate::model::{Interval, ProviderKind, Reprocess, RunId, Symbol};
+
+/// `select-tickers` input; also the state machine's execution input, so fields meant for the ASL
+/// (`max_concurrency`, `max_rate_limit_rounds`) are accepted and ignored here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectTickersInput {
+    /// Resume this run with its stored parameters; every other selection field must then be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<Symbol>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_n: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_articles: Option<i64>,
+    /// `YYYY-MM-DD`, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    /// `YYYY-MM-DD`, inclusive; defaults to today (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    /// Alternative to `start_date` for schedules: start = end - lookback_days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprocess: Option<Reprocess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate_limit_rounds: Option<i64>,
+}
+
+/// One Map item: the database holds the batch's tickers, the payload only names the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRef {
+    pub run_id: RunId,
+    pub batch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectTickersOutput {
+    pub run_id: RunId,
+    pub batches: Vec<BatchRef>,
+    /// Tickers this execution will work on (not yet `success`, or all with `reprocess: all`).
+    pub tickers: i64,
+    /// Tickers in the run's plan, including those already `success`.
+    pub requested: i64,
+    /// Tickers already `success` from an earlier execution of this run.
+    pub skipped: i64,
+    pub resumed: bool,
+    pub start_date: String,
+    pub end_date: String,
+    pub interval: Interval,
+    pub provider: ProviderKind,
+    pub batch_size: i64,
+}
+
+/// `fetch-batch` input (a Map item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchBatchInput {
+    pub run_id: RunId,
+    pub batch: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// No ticker of the batch is left to fetch.
+    Done,
+    /// Stopped before the deadline with tickers left; call again at once.
+    Partial,
+    /// The provider answered 429; wait `retry_after_seconds`, then call again.
+    RateLimited,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchBatchOutput {
+    pub run_id: RunId,
+    pub batch: i32,
+    pub status: BatchStatus,
+    /// Set only with `status: rate_limited`.
+    pub retry_after_seconds: Option<u64>,
+    /// Ticker counts of the whole batch after this invocation.
+    pub success: i64,
+    pub failed: i64,
+    pub rate_limited: i64,
+    pub pending: i64,
+    /// Rows written by this invocation.
+    pub records_inserted: i64,
+    pub records_updated: i64,
+    /// Tickers this invocation attempted.
+    pub attempted: i64,
+}
+
+/// `finalize-run` input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeRunInput {
+    pub run_id: RunId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Selected, batches in flight.
+    Running,
+    /// Every ticker `success`.
+    Succeeded,
+    /// Nothing left to fetch, but some tickers `failed`.
+    CompletedWithFailures,
+    /// Tickers left `pending` or `rate_limited`: resume the run later.
+    Incomplete,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::CompletedWithFailures => "completed_with_failures",
+            RunStatus::Incomplete => "incomplete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, BackfillError> {
+        match s {
+            "running" => Ok(Self::Running),
+            "succeeded" => Ok(Self::Succeeded),
+            "completed_with_failures" => Ok(Self::CompletedWithFailures),
+            "incomplete" => Ok(Self::Incomplete),
+            other => Err(BackfillError::DatabaseUnavailable(format!(
+                "backfill_run holds an unknown status {other:?}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickerError {
+    pub symbol: String,
+    pub status: String,
+    pub error_name: Option<String>,
+    pub message: Option<String>,
+}
+
+/// `finalize-run` output: the original job's result fields plus the run's final status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalizeRunOutput {
+    pub run_id: RunId,
+    pub status: RunStatus,
+    pub requested: i64,
+    pub success: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub rate_limited: i64,
+    pub pending: i64,
+    pub records_inserted: i64,
+    pub records_updated: i64,
+    /// Failed and rate-limited tickers with their reasons, at most [`FinalizeRunOutput::MAX_ERRORS`].
+    pub errors: Vec<TickerError>,
+    pub start_date: String,
+    pub end_date: String,
+    pub interval: Interval,
+    pub provider: ProviderKind,
+}
+
+impl FinalizeRunOutput {
+    pub const MAX_ERRORS: usize = 100;
+}
+
+/// Deserializes a raw event, naming a contract violation `InvalidInput`.
+pub fn parse_event<T: serde::de::DeserializeOwned>(
+    payload: serde_json::Value,
+) -> Result<T, BackfillError> {
+    serde_json::from_value(payload).map_err(BackfillError::from)
+}

@@ -1,0 +1,49 @@
+//! Embedded, idempotent migrations. Each file runs once, in order, inside one transaction guarded
+//! by an advisory lock, so concurrent cold starts or CLI calls cannot apply a file twice.
+
+use tokio_postgres::Client;
+
+use crate::error::BackfillError;
+
+/// `(version, name, sql)` in application order.
+pub const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "schema", include_str!("migrations/V1__schema.sql"))];
+
+/// An arbitrary constant shared by every process that migrates this database.
+const MIGRATION_LOCK_KEY: i64 = 0x7072_6963_6562_6b66;
+
+/// Applies every migration not yet recorded. Returns the versions applied by this call.
+pub async fn run(client: &mut Client) -> Result<Vec<i32>, BackfillError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS backfill_schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let done: Vec<i32> = tx
+        .query("SELECT version FROM backfill_schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO backfill_schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        applied.push(*version);
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

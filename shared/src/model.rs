@@ -1,0 +1,421 @@
+//! Domain newtypes. Raw strings become these types once, at the edge (event parsing, CLI flags);
+//! nothing inside the domain re-checks them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::BackfillError;
+
+/// A ticker symbol as the database and the user spell it (`AAPL`, `BRK.B`).
+/// Upper-cased on parse; providers map it to their own spelling (Yahoo wants `BRK-B`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Symbol(String);
+
+impl Symbol {
+    pub const MAX_LEN: usize = 20;
+
+    pub fn parse(raw: &str) -> Result<Self, BackfillError> {
+        let s = raw.trim().to_ascii_uppercase();
+        let valid_chars = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '^' | '='));
+        let starts_well = s
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '^');
+        if s.is_empty() || s.len() > Self::MAX_LEN || !valid_chars || !starts_well {
+            return Err(BackfillError::InvalidInput(format!(
+                "malformed symbol {raw:?}: expected 1-{} characters of A-Z, 0-9, '.', '-', '^', '='",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Symbol {
+    type Error = BackfillError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Symbol> for String {
+    fn from(value: Symbol) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An inclusive range of calendar days, `start <= end` guaranteed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DateRange {
+    start: NaiveDate,
+    end: NaiveDate,
+}
+
+impl DateRange {
+    pub fn new(start: NaiveDate, end: NaiveDate) -> Result<Self, BackfillError> {
+        if start > end {
+            return Err(BackfillError::InvalidInput(format!(
+                "start_date {start} is after end_date {end}"
+            )));
+        }
+        Ok(Self { start, end })
+    }
+
+    pub fn start(&self) -> NaiveDate {
+        self.start
+    }
+
+    pub fn end(&self) -> NaiveDate {
+        self.end
+    }
+
+    /// First instant of `start`, UTC.
+    pub fn start_instant(&self) -> DateTime<Utc> {
+        Utc.from_utc_datetime(&self.start.and_time(chrono::NaiveTime::MIN))
+    }
+
+    /// First instant *after* `end` (exclusive upper bound), so day `end` is fully covered.
+    pub fn end_exclusive_instant(&self) -> DateTime<Utc> {
+        let next = self.end.succ_opt().unwrap_or(self.end);
+        Utc.from_utc_datetime(&next.and_time(chrono::NaiveTime::MIN))
+    }
+
+    pub fn days(&self) -> i64 {
+        (self.end - self.start).num_days() + 1
+    }
+}
+
+impl fmt::Display for DateRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..={}", self.start, self.end)
+    }
+}
+
+/// Parses `YYYY-MM-DD` with a message naming the field.
+pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, BackfillError> {
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+        BackfillError::InvalidInput(format!("{field} {raw:?} is not a date in YYYY-MM-DD form"))
+    })
+}
+
+/// Bar size. Never changes silently: a run fetches exactly the interval it was created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Interval {
+    #[default]
+    #[serde(rename = "1h")]
+    Hour,
+    #[serde(rename = "1d")]
+    Day,
+}
+
+impl Interval {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Interval::Hour => "1h",
+            Interval::Day => "1d",
+        }
+    }
+}
+
+impl FromStr for Interval {
+    type Err = BackfillError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "1h" => Ok(Interval::Hour),
+            "1d" => Ok(Interval::Day),
+            other => Err(BackfillError::InvalidInput(format!(
+                "interval {other:?} is not supported: use \"1h\" or \"1d\""
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which price API a run uses. Stored with the run so a resume never switches source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    #[default]
+    Yahoo,
+    Polygon,
+}
+
+impl ProviderKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderKind::Yahoo => "yahoo",
+            ProviderKind::Polygon => "polygon",
+        }
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = BackfillError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "yahoo" => Ok(ProviderKind::Yahoo),
+            "polygon" => Ok(ProviderKind::Polygon),
+            other => Err(BackfillError::InvalidInput(format!(
+                "provider {other:?} is not supported: use \"yahoo\" or \"polygon\""
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Run identifier in the original job's format: `backfill-YYYYMMDD-HHMMSS-<8 hex>` (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn new_at(now: DateTime<Utc>) -> Self {
+        let suffix: u32 = rand::rng().random();
+        Self(format!(
+            "backfill-{}-{suffix:08x}",
+            now.format("%Y%m%d-%H%M%S")
+        ))
+    }
+
+    pub fn new_now() -> Self {
+        Self::new_at(Utc::now())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, BackfillError> {
+        let bad = || {
+            BackfillError::InvalidInput(format!(
+                "run_id {raw:?} is malformed: expected backfill-YYYYMMDD-HHMMSS-<8 hex digits>"
+            ))
+        };
+        let rest = raw.strip_prefix("backfill-").ok_or_else(bad)?;
+        let (stamp, hex) = rest.rsplit_once('-').ok_or_else(bad)?;
+        NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").map_err(|_| bad())?;
+        if stamp.len() != 15 || hex.len() != 8 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = BackfillError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<RunId> for String {
+    fn from(value: RunId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One OHLCV bar, stamped at its start instant in UTC. Only `close` is required by the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    pub ts: DateTime<Utc>,
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: f64,
+    pub volume: Option<i64>,
+}
+
+/// Per-ticker status words, kept from the original job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TickerStatus {
+    Pending,
+    Success,
+    Failed,
+    RateLimited,
+}
+
+impl TickerStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TickerStatus::Pending => "pending",
+            TickerStatus::Success => "success",
+            TickerStatus::Failed => "failed",
+            TickerStatus::RateLimited => "rate_limited",
+        }
+    }
+}
+
+impl FromStr for TickerStatus {
+    type Err = BackfillError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "success" => Ok(Self::Success),
+            "failed" => Ok(Self::Failed),
+            "rate_limited" => Ok(Self::RateLimited),
+            other => Err(BackfillError::InvalidInput(format!(
+                "unknown ticker status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Which tickers of an existing run a resume works on again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Reprocess {
+    /// Every ticker not yet `success`.
+    #[default]
+    Incomplete,
+    /// Every ticker, refreshing bars already stored.
+    All,
+}
+
+impl Reprocess {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reprocess::Incomplete => "incomplete",
+            Reprocess::All => "all",
+        }
+    }
+}
+
+impl FromStr for Reprocess {
+    type Err = BackfillError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "incomplete" => Ok(Self::Incomplete),
+            "all" => Ok(Self::All),
+            other => Err(BackfillError::InvalidInput(format!(
+                "reprocess {other:?} is not supported: use \"incomplete\" or \"all\""
+            ))),
+        }
+    }
+}
+
+/// How a run chose its tickers; stored with the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Selection {
+    /// The original semantics: tickers with at least `min_articles` mentions (all time), by symbol.
+    MinArticles { min_articles: i64 },
+    /// The `n` most-mentioned tickers, ties broken by symbol.
+    TopN { n: i64 },
+    /// Exactly these symbols.
+    Explicit { symbols: Vec<Symbol> },
+}
+
+/// Today's date in UTC, the default `end_date`.
+pub fn today_utc() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbol_parse_uppercases_and_accepts_class_shares() {
+        assert_eq!(Symbol::parse(" brk.b ").unwrap().as_str(), "BRK.B");
+        assert_eq!(Symbol::parse("^GSPC").unwrap().as_str(), "^GSPC");
+    }
+
+    #[test]
+    fn symbol_parse_rejects_malformed() {
+        for bad in [
+            "",
+            "AAPL MSFT",
+            "A/B",
+            "DROP;TABLE",
+            ".X",
+            "ABCDEFGHIJKLMNOPQRSTU",
+        ] {
+            let err = Symbol::parse(bad).unwrap_err();
+            assert_eq!(err.name(), "InvalidInput", "{bad}");
+        }
+    }
+
+    #[test]
+    fn date_range_is_inclusive_and_ordered() {
+        let d = |s| parse_date("d", s).unwrap();
+        let r = DateRange::new(d("2026-03-09"), d("2026-03-11")).unwrap();
+        assert_eq!(r.days(), 3);
+        assert_eq!(
+            r.end_exclusive_instant().to_rfc3339(),
+            "2026-03-12T00:00:00+00:00"
+        );
+        assert_eq!(
+            DateRange::new(d("2026-03-12"), d("2026-03-11"))
+                .unwrap_err()
+                .name(),
+            "InvalidInput"
+        );
+        assert!(DateRange::new(d("2026-03-11"), d("2026-03-11")).is_ok());
+    }
+
+    #[test]
+    fn run_id_round_trips_the_original_format() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 9, 14, 5, 7).unwrap();
+        let id = RunId::new_at(now);
+        assert!(id.as_str().starts_with("backfill-20260309-140507-"), "{id}");
+        assert_eq!(RunId::parse(id.as_str()).unwrap(), id);
+        for bad in [
+            "backfill-20260309-140507",
+            "backfill-20260309-140507-xyzxyzxy",
+            "run-20260309-140507-0123abcd",
+            "backfill-20261309-140507-0123abcd",
+        ] {
+            assert_eq!(
+                RunId::parse(bad).unwrap_err().name(),
+                "InvalidInput",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn interval_and_provider_parse_only_known_words() {
+        assert_eq!("1h".parse::<Interval>().unwrap(), Interval::Hour);
+        assert_eq!("1d".parse::<Interval>().unwrap(), Interval::Day);
+        assert!("5m".parse::<Interval>().is_err());
+        assert_eq!(
+            "Polygon".parse::<ProviderKind>().unwrap(),
+            ProviderKind::Polygon
+        );
+        assert!("alpaca".parse::<ProviderKind>().is_err());
+    }
+}

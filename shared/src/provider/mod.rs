@@ -1,0 +1,117 @@
+//! Price providers behind one port. One ranged request per ticker and interval (plus paging),
+//! never one per day.
+
+pub mod pacing;
+pub mod polygon;
+pub mod yahoo;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::BackfillError;
+use crate::model::{Bar, DateRange, Interval, ProviderKind, Symbol};
+
+/// What one ticker's fetch produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FetchedBars {
+    /// Sorted by `ts`, possibly with duplicates (the store de-duplicates).
+    pub bars: Vec<Bar>,
+    /// Bars the provider sent with a null element; skipped, not stored.
+    pub skipped: u32,
+    /// HTTP requests made (pages included).
+    pub requests: u32,
+}
+
+/// Why a ticker's fetch did not produce bars.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// 429. `retry_after` is the provider's `Retry-After` when it sent one.
+    #[error("rate limited (retry after {retry_after:?})")]
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, timeouts, connection errors.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 401/403: configuration, not retryable.
+    #[error("{0}")]
+    Rejected(String),
+    /// The provider does not know the symbol (Yahoo 404 with `chart.error`).
+    #[error("{0}")]
+    UnknownSymbol(String),
+    /// The provider cannot serve this range for this interval (Yahoo 422, 1h older than 730 days).
+    #[error("{0}")]
+    RangeUnsupported(String),
+    /// A body that does not follow the provider's format.
+    #[error("{0}")]
+    MalformedResponse(String),
+}
+
+impl ProviderError {
+    /// Stable name stored as `backfill_progress.error_name`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderError::RateLimited { .. } => "RateLimited",
+            ProviderError::Unavailable(_) => "ProviderUnavailable",
+            ProviderError::Rejected(_) => "ProviderRejected",
+            ProviderError::UnknownSymbol(_) => "UnknownSymbol",
+            ProviderError::RangeUnsupported(_) => "RangeUnsupported",
+            ProviderError::MalformedResponse(_) => "MalformedResponse",
+        }
+    }
+
+    /// Whether this error fails only the ticker (the batch carries on).
+    pub fn is_ticker_failure(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::UnknownSymbol(_)
+                | ProviderError::RangeUnsupported(_)
+                | ProviderError::MalformedResponse(_)
+        )
+    }
+}
+
+impl From<ProviderError> for BackfillError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::RateLimited { .. } => BackfillError::RateLimited(e.to_string()),
+            ProviderError::Unavailable(m) => BackfillError::ProviderUnavailable(m),
+            ProviderError::Rejected(m) => BackfillError::ProviderRejected(m),
+            ProviderError::RangeUnsupported(m) | ProviderError::UnknownSymbol(m) => {
+                BackfillError::InvalidInput(m)
+            }
+            // A garbled body is usually a proxy or outage page: worth a retry.
+            ProviderError::MalformedResponse(m) => BackfillError::ProviderUnavailable(m),
+        }
+    }
+}
+
+/// The port every price API adapter implements.
+#[async_trait]
+pub trait PriceProvider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// Checks, before anything is written, that this provider can serve `range` at `interval`
+    /// (Yahoo keeps 1h bars for 730 days only). Errors are `InvalidInput`.
+    fn check_range(&self, range: &DateRange, interval: Interval) -> Result<(), BackfillError>;
+
+    /// Every bar of `symbol` whose start lies in `range` (inclusive days, UTC), paced by the
+    /// provider's rate limiter.
+    async fn fetch_bars(
+        &self,
+        symbol: &Symbol,
+        range: &DateRange,
+        interval: Interval,
+    ) -> Result<FetchedBars, ProviderError>;
+}
+
+/// The HTTP client every adapter shares: rustls, a per-request timeout, connection reuse.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BackfillError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| {
+            BackfillError::ConfigurationError(format!("cannot build the HTTP client: {e}"))
+        })
+}

@@ -333,8 +333,8 @@ impl FromStr for Reprocess {
 pub enum Selection {
     /// The original semantics: tickers with at least `min_articles` mentions (all time), by symbol.
     MinArticles { min_articles: i64 },
-    /// The `n` most-mentioned tickers, ties broken by symbol.
-    TopN { n: i64 },
+    /// The `n` most-mentioned tickers (with at least `min_articles` mentions), ties broken by symbol.
+    TopN { n: i64, min_articles: i64 },
     /// Exactly these symbols.
     Explicit { symbols: Vec<Symbol> },
 }

@@ -1,5 +1,6 @@
 //! PostgreSQL access: the pool, the migrations, and one module of SQL per table.
 
+pub mod batches;
 pub mod migrate;
 pub mod prices;
 pub mod progress;

@@ -1,1 +1,290 @@
-//! placeholder
+//! `backfill_progress`: one row per (run, ticker). Doubles as the run's work queue: fetch-batch
+//! claims rows with `FOR UPDATE SKIP LOCKED`, so concurrent invocations of one batch never fetch
+//! the same ticker at once.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::GenericClient;
+
+use crate::contract::TickerError;
+use crate::error::BackfillError;
+use crate::model::{Reprocess, RunId, Symbol, TickerStatus};
+
+/// Writes a new run's plan: every symbol `pending`, in batches of `batch_size` by symbol order,
+/// numbered from `first_batch`. Returns the number of batches.
+pub async fn insert_plan(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    symbols: &[Symbol],
+    batch_size: i32,
+    first_batch: i32,
+) -> Result<i32, BackfillError> {
+    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+    client
+        .execute(
+            "INSERT INTO backfill_progress (run_id, symbol, status, batch, records_inserted, updated_at)
+             SELECT $1, s.symbol, 'pending', $3 + ((s.ord - 1) / $2)::int, 0, now()
+               FROM UNNEST($4::text[]) WITH ORDINALITY AS s(symbol, ord)",
+            &[&run_id.as_str(), &batch_size, &first_batch, &names],
+        )
+        .await?;
+    Ok(batch_count(symbols.len(), batch_size))
+}
+
+fn batch_count(tickers: usize, batch_size: i32) -> i32 {
+    let size = usize::try_from(batch_size.max(1)).unwrap_or(1);
+    i32::try_from(tickers.div_ceil(size)).unwrap_or(i32::MAX)
+}
+
+/// Puts a resumed run's tickers back in the queue under fresh batch numbers (from `first_batch`),
+/// so that each execution's batches hold only the tickers it works on. With
+/// [`Reprocess::Incomplete`] `success` tickers keep their rows untouched.
+/// Returns `(tickers requeued, batches)`.
+pub async fn requeue(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    reprocess: Reprocess,
+    batch_size: i32,
+    first_batch: i32,
+) -> Result<(i64, i32), BackfillError> {
+    let all = reprocess == Reprocess::All;
+    let requeued = client
+        .execute(
+            "WITH todo AS (
+                 SELECT id, ROW_NUMBER() OVER (ORDER BY symbol) AS ord
+                   FROM backfill_progress
+                  WHERE run_id = $1 AND ($4 OR status <> 'success')
+             )
+             UPDATE backfill_progress p
+                SET status = 'pending', batch = $3 + ((todo.ord - 1) / $2)::int,
+                    error_name = NULL, error_message = NULL, completed_at = NULL, updated_at = now()
+               FROM todo
+              WHERE p.id = todo.id",
+            &[&run_id.as_str(), &batch_size, &first_batch, &all],
+        )
+        .await?;
+    let requeued = i64::try_from(requeued).unwrap_or(i64::MAX);
+    Ok((requeued, batch_count(requeued as usize, batch_size)))
+}
+
+/// A ticker claimed for fetching; the row stays locked until the claiming transaction ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub id: i64,
+    pub symbol: Symbol,
+    pub attempts: i32,
+}
+
+/// Claims the batch's next unfinished ticker (by symbol) that no other transaction holds and that
+/// this invocation has not tried yet.
+pub async fn claim_next(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: i32,
+    tried: &[String],
+) -> Result<Option<Claim>, BackfillError> {
+    let row = client
+        .query_opt(
+            "SELECT id, symbol, attempts
+               FROM backfill_progress
+              WHERE run_id = $1 AND batch = $2 AND status IN ('pending', 'rate_limited')
+                AND NOT (symbol = ANY($3))
+           ORDER BY symbol
+              LIMIT 1
+                FOR UPDATE SKIP LOCKED",
+            &[&run_id.as_str(), &batch, &tried],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let raw: String = row.try_get("symbol")?;
+    let symbol = Symbol::parse(&raw).map_err(|e| {
+        BackfillError::DatabaseUnavailable(format!("backfill_progress holds a malformed symbol: {e}"))
+    })?;
+    Ok(Some(Claim {
+        id: row.try_get("id")?,
+        symbol,
+        attempts: row.try_get("attempts")?,
+    }))
+}
+
+/// What one successful fetch of a ticker wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TickerOutcome {
+    pub inserted: i64,
+    pub updated: i64,
+    pub skipped_bars: i64,
+    pub last_bar_at: Option<DateTime<Utc>>,
+}
+
+/// Marks a claimed ticker `success`; row counts accumulate over a run's attempts.
+pub async fn record_success(
+    client: &impl GenericClient,
+    id: i64,
+    started_at: DateTime<Utc>,
+    outcome: &TickerOutcome,
+) -> Result<(), BackfillError> {
+    let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    client
+        .execute(
+            "UPDATE backfill_progress
+                SET status = 'success',
+                    records_inserted = COALESCE(records_inserted, 0) + $3,
+                    records_updated = records_updated + $4,
+                    bars_skipped = $5,
+                    last_bar_at = GREATEST(last_bar_at, $6),
+                    attempts = attempts + 1,
+                    error_name = NULL, error_message = NULL,
+                    started_at = COALESCE(started_at, $2), completed_at = now(), updated_at = now()
+              WHERE id = $1",
+            &[
+                &id,
+                &started_at,
+                &to_i32(outcome.inserted),
+                &to_i32(outcome.updated),
+                &to_i32(outcome.skipped_bars),
+                &outcome.last_bar_at,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks a claimed ticker `failed` or `rate_limited` with an error name and a readable message.
+pub async fn record_problem(
+    client: &impl GenericClient,
+    id: i64,
+    started_at: DateTime<Utc>,
+    status: TickerStatus,
+    error_name: &str,
+    message: &str,
+) -> Result<(), BackfillError> {
+    let completed = status == TickerStatus::Failed;
+    client
+        .execute(
+            "UPDATE backfill_progress
+                SET status = $2, error_name = $3, error_message = $4,
+                    attempts = attempts + 1,
+                    started_at = COALESCE(started_at, $5),
+                    completed_at = CASE WHEN $6 THEN now() ELSE NULL END,
+                    updated_at = now()
+              WHERE id = $1",
+            &[&id, &status.as_str(), &error_name, &message, &started_at, &completed],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ticker counts per status and row totals, for a whole run or one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatusCounts {
+    pub pending: i64,
+    pub success: i64,
+    pub failed: i64,
+    pub rate_limited: i64,
+    pub records_inserted: i64,
+    pub records_updated: i64,
+}
+
+impl StatusCounts {
+    pub fn total(&self) -> i64 {
+        self.pending + self.success + self.failed + self.rate_limited
+    }
+
+    /// Tickers a later invocation or resume can still fetch.
+    pub fn unfinished(&self) -> i64 {
+        self.pending + self.rate_limited
+    }
+}
+
+pub async fn counts(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: Option<i32>,
+) -> Result<StatusCounts, BackfillError> {
+    let row = client
+        .query_one(
+            "SELECT COUNT(*) FILTER (WHERE status = 'pending')      AS pending,
+                    COUNT(*) FILTER (WHERE status = 'success')      AS success,
+                    COUNT(*) FILTER (WHERE status = 'failed')       AS failed,
+                    COUNT(*) FILTER (WHERE status = 'rate_limited') AS rate_limited,
+                    COALESCE(SUM(records_inserted), 0)::bigint      AS records_inserted,
+                    COALESCE(SUM(records_updated), 0)::bigint       AS records_updated
+               FROM backfill_progress
+              WHERE run_id = $1 AND ($2::int IS NULL OR batch = $2)",
+            &[&run_id.as_str(), &batch],
+        )
+        .await?;
+    Ok(StatusCounts {
+        pending: row.try_get("pending")?,
+        success: row.try_get("success")?,
+        failed: row.try_get("failed")?,
+        rate_limited: row.try_get("rate_limited")?,
+        records_inserted: row.try_get("records_inserted")?,
+        records_updated: row.try_get("records_updated")?,
+    })
+}
+
+/// Failed and rate-limited tickers with their reasons, failed first, then by symbol.
+pub async fn problems(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    limit: i64,
+) -> Result<Vec<TickerError>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT symbol, status, error_name, error_message
+               FROM backfill_progress
+              WHERE run_id = $1 AND status IN ('failed', 'rate_limited')
+           ORDER BY status = 'failed' DESC, symbol
+              LIMIT $2",
+            &[&run_id.as_str(), &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TickerError {
+                symbol: r.try_get("symbol")?,
+                status: r.try_get("status")?,
+                error_name: r.try_get("error_name")?,
+                message: r.try_get("error_message")?,
+            })
+        })
+        .collect()
+}
+
+/// One ticker's progress row, for status reports and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressRow {
+    pub symbol: String,
+    pub status: String,
+    pub batch: Option<i32>,
+    pub attempts: i32,
+    pub records_inserted: i64,
+    pub records_updated: i64,
+    pub error_name: Option<String>,
+    pub error_message: Option<String>,
+}
+
+pub async fn list(client: &impl GenericClient, run_id: &RunId) -> Result<Vec<ProgressRow>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT symbol, status, batch, attempts, COALESCE(records_inserted, 0)::bigint AS ins,
+                    records_updated::bigint AS upd, error_name, error_message
+               FROM backfill_progress WHERE run_id = $1 ORDER BY symbol",
+            &[&run_id.as_str()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ProgressRow {
+                symbol: r.try_get("symbol")?,
+                status: r.try_get("status")?,
+                batch: r.try_get("batch")?,
+                attempts: r.try_get("attempts")?,
+                records_inserted: r.try_get("ins")?,
+                records_updated: r.try_get("upd")?,
+                error_name: r.try_get("error_name")?,
+                error_message: r.try_get("error_message")?,
+            })
+        })
+        .collect()
+}

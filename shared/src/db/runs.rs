@@ -1,1 +1,161 @@
-//! placeholder
+//! `backfill_run`: one row per run, holding the parameters a resume must reuse.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::{GenericClient, Row};
+
+use crate::contract::RunStatus;
+use crate::error::BackfillError;
+use crate::model::{DateRange, Interval, ProviderKind, RunId, Selection};
+
+/// A run's stored parameters and state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub run_id: RunId,
+    pub status: RunStatus,
+    pub range: DateRange,
+    pub interval: Interval,
+    pub provider: ProviderKind,
+    pub selection: Selection,
+    pub batch_size: i32,
+    /// Batch numbers handed out so far; a resume numbers its batches from here.
+    pub batch_count: i32,
+    pub requested: i32,
+    pub skipped: i32,
+    pub executions: i32,
+    pub summary: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The parameters of a new run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub run_id: RunId,
+    pub range: DateRange,
+    pub interval: Interval,
+    pub provider: ProviderKind,
+    pub selection: Selection,
+    pub batch_size: i32,
+}
+
+const COLUMNS: &str = "run_id, status, start_date, end_date, interval, provider, selection, batch_size,
+     batch_count, requested, skipped, executions, summary, created_at, updated_at, finished_at";
+
+fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
+    let corrupt = |what: String| BackfillError::DatabaseUnavailable(format!("backfill_run row is corrupt: {what}"));
+    let run_id: String = row.try_get("run_id")?;
+    let start: NaiveDate = row.try_get("start_date")?;
+    let end: NaiveDate = row.try_get("end_date")?;
+    let interval: String = row.try_get("interval")?;
+    let provider: String = row.try_get("provider")?;
+    let selection: serde_json::Value = row.try_get("selection")?;
+    let status: String = row.try_get("status")?;
+    Ok(RunRecord {
+        run_id: RunId::parse(&run_id).map_err(|e| corrupt(e.to_string()))?,
+        status: RunStatus::parse(&status)?,
+        range: DateRange::new(start, end).map_err(|e| corrupt(e.to_string()))?,
+        interval: interval.parse().map_err(|e: BackfillError| corrupt(e.to_string()))?,
+        provider: provider.parse().map_err(|e: BackfillError| corrupt(e.to_string()))?,
+        selection: serde_json::from_value(selection).map_err(|e| corrupt(e.to_string()))?,
+        batch_size: row.try_get("batch_size")?,
+        batch_count: row.try_get("batch_count")?,
+        requested: row.try_get("requested")?,
+        skipped: row.try_get("skipped")?,
+        executions: row.try_get("executions")?,
+        summary: row.try_get("summary")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn selection_json(selection: &Selection) -> Result<serde_json::Value, BackfillError> {
+    serde_json::to_value(selection)
+        .map_err(|e| BackfillError::InvalidInput(format!("selection cannot be stored: {e}")))
+}
+
+pub async fn insert(client: &impl GenericClient, run: &NewRun) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "INSERT INTO backfill_run (run_id, start_date, end_date, interval, provider, selection, batch_size)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &run.run_id.as_str(),
+                &run.range.start(),
+                &run.range.end(),
+                &run.interval.as_str(),
+                &run.provider.as_str(),
+                &selection_json(&run.selection)?,
+                &run.batch_size,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn get(client: &impl GenericClient, run_id: &RunId) -> Result<RunRecord, BackfillError> {
+    let sql = format!("SELECT {COLUMNS} FROM backfill_run WHERE run_id = $1");
+    match client.query_opt(&sql, &[&run_id.as_str()]).await? {
+        Some(row) => from_row(&row),
+        None => Err(BackfillError::RunNotFound(run_id.to_string())),
+    }
+}
+
+/// Like [`get`], holding the row lock until the transaction ends, so two resumes of one run
+/// cannot hand out the same batch numbers.
+pub async fn get_for_update(
+    client: &impl GenericClient,
+    run_id: &RunId,
+) -> Result<RunRecord, BackfillError> {
+    let sql = format!("SELECT {COLUMNS} FROM backfill_run WHERE run_id = $1 FOR UPDATE");
+    match client.query_opt(&sql, &[&run_id.as_str()]).await? {
+        Some(row) => from_row(&row),
+        None => Err(BackfillError::RunNotFound(run_id.to_string())),
+    }
+}
+
+/// Records a (re)selection: the batch numbers handed out so far and the plan's totals.
+pub async fn record_plan(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch_count: i32,
+    requested: i32,
+    skipped: i32,
+    new_execution: bool,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "UPDATE backfill_run
+                SET batch_count = $2, requested = $3, skipped = $4,
+                    executions = executions + CASE WHEN $5 THEN 1 ELSE 0 END,
+                    status = 'running', finished_at = NULL, updated_at = now()
+              WHERE run_id = $1",
+            &[&run_id.as_str(), &batch_count, &requested, &skipped, &new_execution],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn finish(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    status: RunStatus,
+    summary: &serde_json::Value,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "UPDATE backfill_run
+                SET status = $2, summary = $3, finished_at = now(), updated_at = now()
+              WHERE run_id = $1",
+            &[&run_id.as_str(), &status.as_str(), summary],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The most recent runs, newest first.
+pub async fn recent(client: &impl GenericClient, limit: i64) -> Result<Vec<RunRecord>, BackfillError> {
+    let sql = format!("SELECT {COLUMNS} FROM backfill_run ORDER BY created_at DESC, run_id DESC LIMIT $1");
+    client.query(&sql, &[&limit]).await?.iter().map(from_row).collect()
+}

@@ -1,1 +1,56 @@
-//! placeholder
+//! Which tickers a run covers. Reads the original job's `ticker` and `article_ticker` tables only.
+
+use tokio_postgres::GenericClient;
+
+use crate::error::BackfillError;
+use crate::model::{Selection, Symbol};
+
+/// Tickers with at least `$1` mentions (all time), joined to `ticker`, by symbol: the original job's query.
+pub const MIN_ARTICLES_SQL: &str = "
+    SELECT t.symbol
+      FROM ticker t
+      JOIN article_ticker at ON at.ticker = t.symbol
+  GROUP BY t.symbol
+    HAVING COUNT(*) >= $1
+  ORDER BY t.symbol";
+
+/// The `$1` most-mentioned tickers with at least `$2` mentions, ties broken by symbol.
+pub const TOP_N_SQL: &str = "
+    SELECT t.symbol
+      FROM ticker t
+      JOIN article_ticker at ON at.ticker = t.symbol
+  GROUP BY t.symbol
+    HAVING COUNT(*) >= $2
+  ORDER BY COUNT(*) DESC, t.symbol
+     LIMIT $1";
+
+/// Resolves a selection to a sorted, de-duplicated list of symbols.
+pub async fn resolve(
+    client: &impl GenericClient,
+    selection: &Selection,
+) -> Result<Vec<Symbol>, BackfillError> {
+    let rows = match selection {
+        Selection::Explicit { symbols } => {
+            let mut out = symbols.clone();
+            out.sort();
+            out.dedup();
+            return Ok(out);
+        }
+        Selection::MinArticles { min_articles } => {
+            client.query(MIN_ARTICLES_SQL, &[min_articles]).await?
+        }
+        Selection::TopN { n, min_articles } => client.query(TOP_N_SQL, &[n, min_articles]).await?,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let raw: String = row.get(0);
+        match Symbol::parse(&raw) {
+            Ok(symbol) => out.push(symbol),
+            // A symbol no provider could serve must not stop the run; it is reported and left out.
+            Err(e) => tracing::warn!(symbol = %raw, error = %e, "skipping a ticker row with a malformed symbol"),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

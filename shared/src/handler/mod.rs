@@ -1,1 +1,156 @@
-//! handlers
+//! The three functions' logic. An [`App`] is built once per execution environment (config,
+//! secrets, HTTP client, a lazily connecting pool) and serves every invocation.
+
+pub mod fetch_batch;
+pub mod finalize_run;
+pub mod select_tickers;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Object, Pool};
+use tokio::sync::OnceCell;
+
+use crate::config::{ApiKeySource, Config, DatabaseSource};
+use crate::error::BackfillError;
+use crate::model::ProviderKind;
+use crate::provider::pacing::Pacer;
+use crate::provider::polygon::PolygonProvider;
+use crate::provider::yahoo::YahooProvider;
+use crate::provider::{http_client, PriceProvider};
+use crate::secrets::{api_key_from_secret, database_config_from_secret, SecretSource, SecretsManager};
+use crate::db;
+
+pub struct App {
+    config: Config,
+    secrets: Option<Arc<dyn SecretSource>>,
+    http: reqwest::Client,
+    pool: OnceCell<Pool>,
+    yahoo: OnceCell<Arc<YahooProvider>>,
+    polygon: OnceCell<Arc<PolygonProvider>>,
+}
+
+impl App {
+    /// Reads the environment once. Builds a Secrets Manager client only when a secret ARN is
+    /// configured; connects to nothing (the pool dials on first use).
+    pub async fn from_env() -> Result<Self, BackfillError> {
+        let config = Config::from_env()?;
+        let needs_secrets = matches!(config.database, DatabaseSource::SecretArn(_))
+            || matches!(config.polygon_api_key, ApiKeySource::SecretArn(_));
+        let secrets: Option<Arc<dyn SecretSource>> = if needs_secrets {
+            Some(Arc::new(SecretsManager::from_env().await))
+        } else {
+            None
+        };
+        Self::new(config, secrets)
+    }
+
+    pub fn new(config: Config, secrets: Option<Arc<dyn SecretSource>>) -> Result<Self, BackfillError> {
+        let http = http_client(config.http_timeout)?;
+        Ok(Self {
+            config,
+            secrets,
+            http,
+            pool: OnceCell::new(),
+            yahoo: OnceCell::new(),
+            polygon: OnceCell::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn secrets(&self) -> Result<&Arc<dyn SecretSource>, BackfillError> {
+        self.secrets.as_ref().ok_or_else(|| {
+            BackfillError::ConfigurationError("a secret ARN is configured but no secret source is available".into())
+        })
+    }
+
+    /// The pool, built on first use (the secret is read once per process).
+    pub async fn pool(&self) -> Result<&Pool, BackfillError> {
+        self.pool
+            .get_or_try_init(|| async {
+                let pg = match &self.config.database {
+                    DatabaseSource::Url(url) => db::parse_url(url.expose())?,
+                    DatabaseSource::SecretArn(arn) => {
+                        let secret = self.secrets()?.secret_string(arn).await?;
+                        database_config_from_secret(arn, &secret)?
+                    }
+                };
+                db::pool(pg, self.config.db_pool_size)
+            })
+            .await
+    }
+
+    pub async fn db(&self) -> Result<Object, BackfillError> {
+        Ok(self.pool().await?.get().await?)
+    }
+
+    /// The adapter for a run's provider, built on first use and then shared (with its pacer)
+    /// by every later invocation in this environment.
+    pub async fn provider(&self, kind: ProviderKind) -> Result<Arc<dyn PriceProvider>, BackfillError> {
+        let pacer = || {
+            let per_minute = self.config.requests_per_minute_for(kind);
+            Arc::new(Pacer::new(per_minute, 1))
+        };
+        match kind {
+            ProviderKind::Yahoo => {
+                let p = self
+                    .yahoo
+                    .get_or_init(|| async {
+                        Arc::new(YahooProvider::new(
+                            self.http.clone(),
+                            self.config.yahoo_base_url.clone(),
+                            pacer(),
+                        ))
+                    })
+                    .await;
+                Ok(p.clone())
+            }
+            ProviderKind::Polygon => {
+                let p = self
+                    .polygon
+                    .get_or_try_init(|| async {
+                        let key = match &self.config.polygon_api_key {
+                            ApiKeySource::Value(key) => key.clone(),
+                            ApiKeySource::SecretArn(arn) => {
+                                let secret = self.secrets()?.secret_string(arn).await?;
+                                api_key_from_secret(arn, &secret)?
+                            }
+                            ApiKeySource::Missing => {
+                                return Err(BackfillError::ConfigurationError(
+                                    "the polygon provider needs POLYGON_API_KEY or PROVIDER_SECRET_ARN".into(),
+                                ))
+                            }
+                        };
+                        Ok::<_, BackfillError>(Arc::new(PolygonProvider::new(
+                            self.http.clone(),
+                            self.config.polygon_base_url.clone(),
+                            key,
+                            pacer(),
+                        )))
+                    })
+                    .await?;
+                Ok(p.clone())
+            }
+        }
+    }
+}
+
+/// When this invocation must stop starting new tickers: the Lambda deadline minus a margin, or,
+/// when the deadline is absent or already past (local emulators send a constant 1970 deadline),
+/// the configured budget from now.
+pub fn stop_time(deadline_ms: u64, config: &Config) -> tokio::time::Instant {
+    let now_instant = tokio::time::Instant::now();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = if deadline_ms > now_ms {
+        Duration::from_millis(deadline_ms - now_ms).saturating_sub(config.deadline_margin)
+    } else {
+        config.fallback_budget
+    };
+    now_instant + remaining
+}

@@ -1,0 +1,63 @@
+//! `backfill_batch`: state of a batch that outlives one fetch-batch invocation.
+
+use tokio_postgres::GenericClient;
+
+use crate::error::BackfillError;
+use crate::model::RunId;
+
+/// Creates the rows for batches `first..first + count`.
+pub async fn insert_range(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    first: i32,
+    count: i32,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "INSERT INTO backfill_batch (run_id, batch)
+             SELECT $1, b FROM generate_series($2::int, $2::int + $3::int - 1) AS b
+             ON CONFLICT DO NOTHING",
+            &[&run_id.as_str(), &first, &count],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn exists(client: &impl GenericClient, run_id: &RunId, batch: i32) -> Result<bool, BackfillError> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM backfill_batch WHERE run_id = $1 AND batch = $2",
+            &[&run_id.as_str(), &batch],
+        )
+        .await?
+        .is_some())
+}
+
+/// Records how an invocation ended. A 429 extends the streak of consecutive rate-limited
+/// invocations (restarting it at 1 when this invocation finished a ticker first); any other
+/// ending resets it. Returns the streak, which drives the backoff when no `Retry-After` is given.
+pub async fn record_invocation(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: i32,
+    status: &str,
+    rate_limited: bool,
+    made_progress: bool,
+) -> Result<i32, BackfillError> {
+    let row = client
+        .query_one(
+            "UPDATE backfill_batch
+                SET invocations = invocations + 1,
+                    last_status = $3,
+                    consecutive_rate_limits = CASE
+                        WHEN NOT $4 THEN 0
+                        WHEN $5 THEN 1
+                        ELSE consecutive_rate_limits + 1 END,
+                    updated_at = now()
+              WHERE run_id = $1 AND batch = $2
+          RETURNING consecutive_rate_limits",
+            &[&run_id.as_str(), &batch, &status, &rate_limited, &made_progress],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}

@@ -1,0 +1,68 @@
+//! `finalize-run`: closes the run and summarises it in the original job's result shape.
+
+use lambda_runtime::LambdaEvent;
+use tracing::{info, Instrument};
+
+use super::App;
+use crate::contract::{parse_event, FinalizeRunInput, FinalizeRunOutput, RunStatus};
+use crate::db::{progress, runs};
+use crate::error::BackfillError;
+
+impl App {
+    pub async fn finalize_run(
+        &self,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<FinalizeRunOutput, BackfillError> {
+        let input: FinalizeRunInput = parse_event(event.payload)?;
+        let span = tracing::info_span!("finalize_run", run_id = %input.run_id);
+        self.finalize(input).instrument(span).await
+    }
+
+    pub async fn finalize(&self, input: FinalizeRunInput) -> Result<FinalizeRunOutput, BackfillError> {
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let run = runs::get_for_update(&*tx, &input.run_id).await?;
+        let counts = progress::counts(&*tx, &run.run_id, None).await?;
+        let status = if counts.unfinished() > 0 {
+            RunStatus::Incomplete
+        } else if counts.failed > 0 {
+            RunStatus::CompletedWithFailures
+        } else {
+            RunStatus::Succeeded
+        };
+        let errors = progress::problems(&*tx, &run.run_id, FinalizeRunOutput::MAX_ERRORS as i64).await?;
+        let summary = FinalizeRunOutput {
+            run_id: run.run_id.clone(),
+            status,
+            requested: counts.total(),
+            success: counts.success,
+            failed: counts.failed,
+            skipped: i64::from(run.skipped),
+            rate_limited: counts.rate_limited,
+            pending: counts.pending,
+            records_inserted: counts.records_inserted,
+            records_updated: counts.records_updated,
+            errors,
+            start_date: run.range.start().to_string(),
+            end_date: run.range.end().to_string(),
+            interval: run.interval,
+            provider: run.provider,
+        };
+        let json = serde_json::to_value(&summary)
+            .map_err(|e| BackfillError::DatabaseUnavailable(format!("cannot encode the run summary: {e}")))?;
+        runs::finish(&*tx, &run.run_id, status, &json).await?;
+        tx.commit().await?;
+        info!(
+            status = status.as_str(),
+            requested = summary.requested,
+            success = summary.success,
+            failed = summary.failed,
+            rate_limited = summary.rate_limited,
+            pending = summary.pending,
+            records_inserted = summary.records_inserted,
+            records_updated = summary.records_updated,
+            "run finalized"
+        );
+        Ok(summary)
+    }
+}

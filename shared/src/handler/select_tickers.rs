@@ -1,0 +1,239 @@
+//! `select-tickers`: validates the request, stores the run and its plan, returns batch descriptors.
+//! On `run_id` it resumes that run with its stored parameters instead.
+
+use chrono::{Duration as Days, Utc};
+use lambda_runtime::LambdaEvent;
+use tracing::{info, Instrument};
+
+use super::App;
+use crate::contract::{parse_event, BatchRef, SelectTickersInput, SelectTickersOutput};
+use crate::db::{batches, progress, runs, selection};
+use crate::error::BackfillError;
+use crate::model::{parse_date, DateRange, Interval, Reprocess, RunId, Selection, Symbol};
+
+pub const DEFAULT_MIN_ARTICLES: i64 = 10;
+pub const DEFAULT_BATCH_SIZE: i64 = 50;
+pub const MAX_BATCH_SIZE: i64 = 1000;
+pub const MAX_EXPLICIT_SYMBOLS: usize = 10_000;
+
+/// A new run's request after validation: nothing here can be wrong any more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    pub range: DateRange,
+    pub interval: Interval,
+    pub provider: crate::model::ProviderKind,
+    pub selection: Selection,
+    pub batch_size: i32,
+}
+
+impl RunRequest {
+    /// Parses a new-run input. `today` is the default end date (UTC).
+    pub fn parse(
+        input: &SelectTickersInput,
+        config: &crate::config::Config,
+        today: chrono::NaiveDate,
+    ) -> Result<Self, BackfillError> {
+        let invalid = |m: String| BackfillError::InvalidInput(m);
+        let end = match &input.end_date {
+            Some(raw) => parse_date("end_date", raw)?,
+            None => today,
+        };
+        if end > today {
+            return Err(invalid(format!(
+                "end_date {end} is in the future (today is {today} UTC): there are no bars to fetch yet"
+            )));
+        }
+        let start = match (&input.start_date, input.lookback_days) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("give start_date or lookback_days, not both".into()))
+            }
+            (Some(raw), None) => parse_date("start_date", raw)?,
+            (None, Some(days)) if (0..=36_500).contains(&days) => end - Days::days(days),
+            (None, Some(days)) => {
+                return Err(invalid(format!("lookback_days {days} must be between 0 and 36500")))
+            }
+            (None, None) => config.default_start_date,
+        };
+        let range = DateRange::new(start, end)?;
+        let batch_size = input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if !(1..=MAX_BATCH_SIZE).contains(&batch_size) {
+            return Err(invalid(format!(
+                "batch_size {batch_size} must be between 1 and {MAX_BATCH_SIZE}"
+            )));
+        }
+        let min_articles = input.min_articles.unwrap_or(DEFAULT_MIN_ARTICLES);
+        if min_articles < 1 {
+            return Err(invalid(format!("min_articles {min_articles} must be at least 1")));
+        }
+        let selection = match (&input.symbols, input.top_n) {
+            (Some(_), Some(_)) => return Err(invalid("give symbols or top_n, not both".into())),
+            (Some(symbols), None) => {
+                if symbols.is_empty() {
+                    return Err(invalid("symbols is empty: list at least one symbol".into()));
+                }
+                if symbols.len() > MAX_EXPLICIT_SYMBOLS {
+                    return Err(invalid(format!(
+                        "symbols lists {} symbols; at most {MAX_EXPLICIT_SYMBOLS} per run",
+                        symbols.len()
+                    )));
+                }
+                let mut symbols: Vec<Symbol> = symbols.clone();
+                symbols.sort();
+                symbols.dedup();
+                Selection::Explicit { symbols }
+            }
+            (None, Some(n)) if n >= 1 => Selection::TopN {
+                n,
+                // top_n ranks every mentioned ticker unless a threshold is asked for explicitly.
+                min_articles: input.min_articles.unwrap_or(1),
+            },
+            (None, Some(n)) => return Err(invalid(format!("top_n {n} must be at least 1"))),
+            (None, None) => Selection::MinArticles { min_articles },
+        };
+        Ok(Self {
+            range,
+            interval: input.interval.unwrap_or_default(),
+            provider: input.provider.unwrap_or(config.default_provider),
+            selection,
+            batch_size: i32::try_from(batch_size).unwrap_or(i32::MAX),
+        })
+    }
+}
+
+impl App {
+    pub async fn select_tickers(
+        &self,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<SelectTickersOutput, BackfillError> {
+        let input: SelectTickersInput = parse_event(event.payload)?;
+        self.select(input).await
+    }
+
+    pub async fn select(&self, input: SelectTickersInput) -> Result<SelectTickersOutput, BackfillError> {
+        match input.run_id.clone() {
+            Some(run_id) => {
+                let span = tracing::info_span!("select_tickers", run_id = %run_id, resume = true);
+                self.resume(run_id, input).instrument(span).await
+            }
+            None => {
+                let run_id = RunId::new_now();
+                let span = tracing::info_span!("select_tickers", run_id = %run_id, resume = false);
+                self.start(run_id, input).instrument(span).await
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        run_id: RunId,
+        input: SelectTickersInput,
+    ) -> Result<SelectTickersOutput, BackfillError> {
+        let request = RunRequest::parse(&input, self.config(), Utc::now().date_naive())?;
+        self.provider(request.provider)
+            .await?
+            .check_range(&request.range, request.interval)?;
+
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let symbols = selection::resolve(&*tx, &request.selection).await?;
+        runs::insert(
+            &*tx,
+            &runs::NewRun {
+                run_id: run_id.clone(),
+                range: request.range,
+                interval: request.interval,
+                provider: request.provider,
+                selection: request.selection.clone(),
+                batch_size: request.batch_size,
+            },
+        )
+        .await?;
+        let batch_count = progress::insert_plan(&*tx, &run_id, &symbols, request.batch_size, 0).await?;
+        batches::insert_range(&*tx, &run_id, 0, batch_count).await?;
+        let requested = i32::try_from(symbols.len()).unwrap_or(i32::MAX);
+        runs::record_plan(&*tx, &run_id, batch_count, requested, 0, false).await?;
+        tx.commit().await?;
+
+        info!(
+            tickers = symbols.len(),
+            batches = batch_count,
+            range = %request.range,
+            interval = %request.interval,
+            provider = %request.provider,
+            "run created"
+        );
+        Ok(SelectTickersOutput {
+            batches: (0..batch_count)
+                .map(|batch| BatchRef { run_id: run_id.clone(), batch })
+                .collect(),
+            run_id,
+            tickers: symbols.len() as i64,
+            requested: symbols.len() as i64,
+            skipped: 0,
+            resumed: false,
+            start_date: request.range.start().to_string(),
+            end_date: request.range.end().to_string(),
+            interval: request.interval,
+            provider: request.provider,
+            batch_size: i64::from(request.batch_size),
+        })
+    }
+
+    async fn resume(
+        &self,
+        run_id: RunId,
+        input: SelectTickersInput,
+    ) -> Result<SelectTickersOutput, BackfillError> {
+        let conflicting: Vec<&str> = [
+            ("symbols", input.symbols.is_some()),
+            ("top_n", input.top_n.is_some()),
+            ("min_articles", input.min_articles.is_some()),
+            ("start_date", input.start_date.is_some()),
+            ("end_date", input.end_date.is_some()),
+            ("lookback_days", input.lookback_days.is_some()),
+            ("interval", input.interval.is_some()),
+            ("batch_size", input.batch_size.is_some()),
+            ("provider", input.provider.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
+        if !conflicting.is_empty() {
+            return Err(BackfillError::InvalidInput(format!(
+                "run_id resumes a run with its stored parameters; remove {}",
+                conflicting.join(", ")
+            )));
+        }
+        let reprocess = input.reprocess.unwrap_or(Reprocess::Incomplete);
+
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let run = runs::get_for_update(&*tx, &run_id).await?;
+        let first = run.batch_count;
+        let (tickers, new_batches) = progress::requeue(&*tx, &run_id, reprocess, run.batch_size, first).await?;
+        batches::insert_range(&*tx, &run_id, first, new_batches).await?;
+        let counts = progress::counts(&*tx, &run_id, None).await?;
+        let requested = counts.total();
+        let skipped = requested - tickers;
+        let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        runs::record_plan(&*tx, &run_id, first + new_batches, to_i32(requested), to_i32(skipped), true).await?;
+        tx.commit().await?;
+
+        info!(tickers, skipped, batches = new_batches, reprocess = reprocess.as_str(), "run resumed");
+        Ok(SelectTickersOutput {
+            batches: (first..first + new_batches)
+                .map(|batch| BatchRef { run_id: run_id.clone(), batch })
+                .collect(),
+            run_id,
+            tickers,
+            requested,
+            skipped,
+            resumed: true,
+            start_date: run.range.start().to_string(),
+            end_date: run.range.end().to_string(),
+            interval: run.interval,
+            provider: run.provider,
+            batch_size: i64::from(run.batch_size),
+        })
+    }
+}

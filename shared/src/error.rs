@@ -75,7 +75,10 @@ impl From<tokio_postgres::Error> for BackfillError {
         // The Display of a tokio-postgres error never includes the connection password.
         let detail = match e.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => e.to_string(),
+            None => match std::error::Error::source(&e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            },
         };
         BackfillError::DatabaseUnavailable(detail)
     }

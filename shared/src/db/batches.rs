@@ -23,7 +23,11 @@ pub async fn insert_range(
     Ok(())
 }
 
-pub async fn exists(client: &impl GenericClient, run_id: &RunId, batch: i32) -> Result<bool, BackfillError> {
+pub async fn exists(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: i32,
+) -> Result<bool, BackfillError> {
     Ok(client
         .query_opt(
             "SELECT 1 FROM backfill_batch WHERE run_id = $1 AND batch = $2",
@@ -56,7 +60,13 @@ pub async fn record_invocation(
                     updated_at = now()
               WHERE run_id = $1 AND batch = $2
           RETURNING consecutive_rate_limits",
-            &[&run_id.as_str(), &batch, &status, &rate_limited, &made_progress],
+            &[
+                &run_id.as_str(),
+                &batch,
+                &status,
+                &rate_limited,
+                &made_progress,
+            ],
         )
         .await?;
     Ok(row.try_get(0)?)

@@ -22,7 +22,7 @@ pub async fn insert_plan(
     client
         .execute(
             "INSERT INTO backfill_progress (run_id, symbol, status, batch, records_inserted, updated_at)
-             SELECT $1, s.symbol, 'pending', $3 + ((s.ord - 1) / $2)::int, 0, now()
+             SELECT $1, s.symbol, 'pending', $3::int + ((s.ord - 1) / $2::int)::int, 0, now()
                FROM UNNEST($4::text[]) WITH ORDINALITY AS s(symbol, ord)",
             &[&run_id.as_str(), &batch_size, &first_batch, &names],
         )
@@ -55,7 +55,7 @@ pub async fn requeue(
                   WHERE run_id = $1 AND ($4 OR status <> 'success')
              )
              UPDATE backfill_progress p
-                SET status = 'pending', batch = $3 + ((todo.ord - 1) / $2)::int,
+                SET status = 'pending', batch = $3::int + ((todo.ord - 1) / $2::int)::int,
                     error_name = NULL, error_message = NULL, completed_at = NULL, updated_at = now()
                FROM todo
               WHERE p.id = todo.id",
@@ -97,7 +97,9 @@ pub async fn claim_next(
     let Some(row) = row else { return Ok(None) };
     let raw: String = row.try_get("symbol")?;
     let symbol = Symbol::parse(&raw).map_err(|e| {
-        BackfillError::DatabaseUnavailable(format!("backfill_progress holds a malformed symbol: {e}"))
+        BackfillError::DatabaseUnavailable(format!(
+            "backfill_progress holds a malformed symbol: {e}"
+        ))
     })?;
     Ok(Some(Claim {
         id: row.try_get("id")?,
@@ -167,7 +169,14 @@ pub async fn record_problem(
                     completed_at = CASE WHEN $6 THEN now() ELSE NULL END,
                     updated_at = now()
               WHERE id = $1",
-            &[&id, &status.as_str(), &error_name, &message, &started_at, &completed],
+            &[
+                &id,
+                &status.as_str(),
+                &error_name,
+                &message,
+                &started_at,
+                &completed,
+            ],
         )
         .await?;
     Ok(())
@@ -264,7 +273,10 @@ pub struct ProgressRow {
     pub error_message: Option<String>,
 }
 
-pub async fn list(client: &impl GenericClient, run_id: &RunId) -> Result<Vec<ProgressRow>, BackfillError> {
+pub async fn list(
+    client: &impl GenericClient,
+    run_id: &RunId,
+) -> Result<Vec<ProgressRow>, BackfillError> {
     let rows = client
         .query(
             "SELECT symbol, status, batch, attempts, COALESCE(records_inserted, 0)::bigint AS ins,

@@ -39,11 +39,14 @@ pub struct NewRun {
     pub batch_size: i32,
 }
 
-const COLUMNS: &str = "run_id, status, start_date, end_date, interval, provider, selection, batch_size,
+const COLUMNS: &str =
+    "run_id, status, start_date, end_date, interval, provider, selection, batch_size,
      batch_count, requested, skipped, executions, summary, created_at, updated_at, finished_at";
 
 fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
-    let corrupt = |what: String| BackfillError::DatabaseUnavailable(format!("backfill_run row is corrupt: {what}"));
+    let corrupt = |what: String| {
+        BackfillError::DatabaseUnavailable(format!("backfill_run row is corrupt: {what}"))
+    };
     let run_id: String = row.try_get("run_id")?;
     let start: NaiveDate = row.try_get("start_date")?;
     let end: NaiveDate = row.try_get("end_date")?;
@@ -55,8 +58,12 @@ fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
         run_id: RunId::parse(&run_id).map_err(|e| corrupt(e.to_string()))?,
         status: RunStatus::parse(&status)?,
         range: DateRange::new(start, end).map_err(|e| corrupt(e.to_string()))?,
-        interval: interval.parse().map_err(|e: BackfillError| corrupt(e.to_string()))?,
-        provider: provider.parse().map_err(|e: BackfillError| corrupt(e.to_string()))?,
+        interval: interval
+            .parse()
+            .map_err(|e: BackfillError| corrupt(e.to_string()))?,
+        provider: provider
+            .parse()
+            .map_err(|e: BackfillError| corrupt(e.to_string()))?,
         selection: serde_json::from_value(selection).map_err(|e| corrupt(e.to_string()))?,
         batch_size: row.try_get("batch_size")?,
         batch_count: row.try_get("batch_count")?,
@@ -131,7 +138,13 @@ pub async fn record_plan(
                     executions = executions + CASE WHEN $5 THEN 1 ELSE 0 END,
                     status = 'running', finished_at = NULL, updated_at = now()
               WHERE run_id = $1",
-            &[&run_id.as_str(), &batch_count, &requested, &skipped, &new_execution],
+            &[
+                &run_id.as_str(),
+                &batch_count,
+                &requested,
+                &skipped,
+                &new_execution,
+            ],
         )
         .await?;
     Ok(())
@@ -155,7 +168,17 @@ pub async fn finish(
 }
 
 /// The most recent runs, newest first.
-pub async fn recent(client: &impl GenericClient, limit: i64) -> Result<Vec<RunRecord>, BackfillError> {
-    let sql = format!("SELECT {COLUMNS} FROM backfill_run ORDER BY created_at DESC, run_id DESC LIMIT $1");
-    client.query(&sql, &[&limit]).await?.iter().map(from_row).collect()
+pub async fn recent(
+    client: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<RunRecord>, BackfillError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM backfill_run ORDER BY created_at DESC, run_id DESC LIMIT $1"
+    );
+    client
+        .query(&sql, &[&limit])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }

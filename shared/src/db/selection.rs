@@ -47,7 +47,9 @@ pub async fn resolve(
         match Symbol::parse(&raw) {
             Ok(symbol) => out.push(symbol),
             // A symbol no provider could serve must not stop the run; it is reported and left out.
-            Err(e) => tracing::warn!(symbol = %raw, error = %e, "skipping a ticker row with a malformed symbol"),
+            Err(e) => {
+                tracing::warn!(symbol = %raw, error = %e, "skipping a ticker row with a malformed symbol")
+            }
         }
     }
     out.sort();

@@ -23,7 +23,9 @@ enum Stop {
     /// Nothing claimable is left (done, or the rest is held by a concurrent invocation).
     Drained,
     Deadline,
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
 }
 
 /// What happened to one claimed ticker.
@@ -80,7 +82,7 @@ impl App {
             };
             tried.push(claim.symbol.to_string());
             let span = tracing::info_span!("ticker", symbol = %claim.symbol);
-            let result = fetch_one(&*tx, provider.as_ref(), &run, &claim)
+            let result = fetch_one(&tx, provider.as_ref(), &run, &claim)
                 .instrument(span)
                 .await?;
             tx.commit().await?;
@@ -108,8 +110,15 @@ impl App {
             BatchStatus::Partial => "partial",
             BatchStatus::RateLimited => "rate_limited",
         };
-        let streak = batches::record_invocation(&**client, &run_id, batch, status_word, rate_limited, successes > 0)
-            .await?;
+        let streak = batches::record_invocation(
+            &**client,
+            &run_id,
+            batch,
+            status_word,
+            rate_limited,
+            successes > 0,
+        )
+        .await?;
         let retry_after_seconds = rate_limited.then(|| match provider_wait {
             Some(wait) => wait.as_secs().max(1),
             None => backoff_seconds(self.config(), streak, &mut rand::rng()),
@@ -154,7 +163,10 @@ async fn fetch_one(
 ) -> Result<TickerResult, BackfillError> {
     let started_at = Utc::now();
     let clock = StdInstant::now();
-    match provider.fetch_bars(&claim.symbol, &run.range, run.interval).await {
+    match provider
+        .fetch_bars(&claim.symbol, &run.range, run.interval)
+        .await
+    {
         Ok(fetched) => {
             let counts = prices::upsert_bars(tx, &claim.symbol, &fetched.bars).await?;
             let outcome = TickerOutcome {
@@ -177,17 +189,38 @@ async fn fetch_one(
         }
         Err(ProviderError::RateLimited { retry_after }) => {
             let message = match retry_after {
-                Some(wait) => format!("rate limited by {}; retry after {}s", run.provider, wait.as_secs()),
+                Some(wait) => format!(
+                    "rate limited by {}; retry after {}s",
+                    run.provider,
+                    wait.as_secs()
+                ),
                 None => format!("rate limited by {} (no Retry-After given)", run.provider),
             };
-            progress::record_problem(tx, claim.id, started_at, TickerStatus::RateLimited, "RateLimited", &message)
-                .await?;
-            warn!(retry_after_s = retry_after.map(|d| d.as_secs()), "rate limited; stopping the batch");
+            progress::record_problem(
+                tx,
+                claim.id,
+                started_at,
+                TickerStatus::RateLimited,
+                "RateLimited",
+                &message,
+            )
+            .await?;
+            warn!(
+                retry_after_s = retry_after.map(|d| d.as_secs()),
+                "rate limited; stopping the batch"
+            );
             Ok(TickerResult::RateLimited(retry_after))
         }
         Err(e) if e.is_ticker_failure() => {
-            progress::record_problem(tx, claim.id, started_at, TickerStatus::Failed, e.name(), &e.to_string())
-                .await?;
+            progress::record_problem(
+                tx,
+                claim.id,
+                started_at,
+                TickerStatus::Failed,
+                e.name(),
+                &e.to_string(),
+            )
+            .await?;
             warn!(error_name = e.name(), error = %e, "ticker failed");
             Ok(TickerResult::Failed)
         }
@@ -229,10 +262,14 @@ mod tests {
     fn backoff_doubles_per_consecutive_rate_limit_within_jitter_and_cap() {
         let c = config();
         let mut rng = StdRng::seed_from_u64(7);
-        for (streak, full) in [(1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (9, 60)] {
+        for (streak, full) in [(1, 5u64), (2, 10), (3, 20), (4, 40), (5, 60), (9, 60)] {
             for _ in 0..50 {
                 let s = backoff_seconds(&c, streak, &mut rng);
-                assert!(s >= (full + 1) / 2 && s <= full, "streak {streak}: {s} not in [{}, {full}]", (full + 1) / 2);
+                assert!(
+                    s >= full.div_ceil(2) && s <= full,
+                    "streak {streak}: {s} not in [{}, {full}]",
+                    full.div_ceil(2)
+                );
             }
         }
     }

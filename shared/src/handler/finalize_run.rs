@@ -18,7 +18,10 @@ impl App {
         self.finalize(input).instrument(span).await
     }
 
-    pub async fn finalize(&self, input: FinalizeRunInput) -> Result<FinalizeRunOutput, BackfillError> {
+    pub async fn finalize(
+        &self,
+        input: FinalizeRunInput,
+    ) -> Result<FinalizeRunOutput, BackfillError> {
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
         let run = runs::get_for_update(&*tx, &input.run_id).await?;
@@ -30,7 +33,8 @@ impl App {
         } else {
             RunStatus::Succeeded
         };
-        let errors = progress::problems(&*tx, &run.run_id, FinalizeRunOutput::MAX_ERRORS as i64).await?;
+        let errors =
+            progress::problems(&*tx, &run.run_id, FinalizeRunOutput::MAX_ERRORS as i64).await?;
         let summary = FinalizeRunOutput {
             run_id: run.run_id.clone(),
             status,
@@ -48,8 +52,9 @@ impl App {
             interval: run.interval,
             provider: run.provider,
         };
-        let json = serde_json::to_value(&summary)
-            .map_err(|e| BackfillError::DatabaseUnavailable(format!("cannot encode the run summary: {e}")))?;
+        let json = serde_json::to_value(&summary).map_err(|e| {
+            BackfillError::DatabaseUnavailable(format!("cannot encode the run summary: {e}"))
+        })?;
         runs::finish(&*tx, &run.run_id, status, &json).await?;
         tx.commit().await?;
         info!(

@@ -12,14 +12,16 @@ use deadpool_postgres::{Object, Pool};
 use tokio::sync::OnceCell;
 
 use crate::config::{ApiKeySource, Config, DatabaseSource};
+use crate::db;
 use crate::error::BackfillError;
 use crate::model::ProviderKind;
 use crate::provider::pacing::Pacer;
 use crate::provider::polygon::PolygonProvider;
 use crate::provider::yahoo::YahooProvider;
 use crate::provider::{http_client, PriceProvider};
-use crate::secrets::{api_key_from_secret, database_config_from_secret, SecretSource, SecretsManager};
-use crate::db;
+use crate::secrets::{
+    api_key_from_secret, database_config_from_secret, SecretSource, SecretsManager,
+};
 
 pub struct App {
     config: Config,
@@ -45,7 +47,10 @@ impl App {
         Self::new(config, secrets)
     }
 
-    pub fn new(config: Config, secrets: Option<Arc<dyn SecretSource>>) -> Result<Self, BackfillError> {
+    pub fn new(
+        config: Config,
+        secrets: Option<Arc<dyn SecretSource>>,
+    ) -> Result<Self, BackfillError> {
         let http = http_client(config.http_timeout)?;
         Ok(Self {
             config,
@@ -63,7 +68,9 @@ impl App {
 
     fn secrets(&self) -> Result<&Arc<dyn SecretSource>, BackfillError> {
         self.secrets.as_ref().ok_or_else(|| {
-            BackfillError::ConfigurationError("a secret ARN is configured but no secret source is available".into())
+            BackfillError::ConfigurationError(
+                "a secret ARN is configured but no secret source is available".into(),
+            )
         })
     }
 
@@ -89,7 +96,10 @@ impl App {
 
     /// The adapter for a run's provider, built on first use and then shared (with its pacer)
     /// by every later invocation in this environment.
-    pub async fn provider(&self, kind: ProviderKind) -> Result<Arc<dyn PriceProvider>, BackfillError> {
+    pub async fn provider(
+        &self,
+        kind: ProviderKind,
+    ) -> Result<Arc<dyn PriceProvider>, BackfillError> {
         let pacer = || {
             let per_minute = self.config.requests_per_minute_for(kind);
             Arc::new(Pacer::new(per_minute, 1))

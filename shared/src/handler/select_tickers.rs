@@ -50,7 +50,9 @@ impl RunRequest {
             (Some(raw), None) => parse_date("start_date", raw)?,
             (None, Some(days)) if (0..=36_500).contains(&days) => end - Days::days(days),
             (None, Some(days)) => {
-                return Err(invalid(format!("lookback_days {days} must be between 0 and 36500")))
+                return Err(invalid(format!(
+                    "lookback_days {days} must be between 0 and 36500"
+                )))
             }
             (None, None) => config.default_start_date,
         };
@@ -63,7 +65,9 @@ impl RunRequest {
         }
         let min_articles = input.min_articles.unwrap_or(DEFAULT_MIN_ARTICLES);
         if min_articles < 1 {
-            return Err(invalid(format!("min_articles {min_articles} must be at least 1")));
+            return Err(invalid(format!(
+                "min_articles {min_articles} must be at least 1"
+            )));
         }
         let selection = match (&input.symbols, input.top_n) {
             (Some(_), Some(_)) => return Err(invalid("give symbols or top_n, not both".into())),
@@ -109,7 +113,10 @@ impl App {
         self.select(input).await
     }
 
-    pub async fn select(&self, input: SelectTickersInput) -> Result<SelectTickersOutput, BackfillError> {
+    pub async fn select(
+        &self,
+        input: SelectTickersInput,
+    ) -> Result<SelectTickersOutput, BackfillError> {
         match input.run_id.clone() {
             Some(run_id) => {
                 let span = tracing::info_span!("select_tickers", run_id = %run_id, resume = true);
@@ -148,7 +155,8 @@ impl App {
             },
         )
         .await?;
-        let batch_count = progress::insert_plan(&*tx, &run_id, &symbols, request.batch_size, 0).await?;
+        let batch_count =
+            progress::insert_plan(&*tx, &run_id, &symbols, request.batch_size, 0).await?;
         batches::insert_range(&*tx, &run_id, 0, batch_count).await?;
         let requested = i32::try_from(symbols.len()).unwrap_or(i32::MAX);
         runs::record_plan(&*tx, &run_id, batch_count, requested, 0, false).await?;
@@ -164,7 +172,10 @@ impl App {
         );
         Ok(SelectTickersOutput {
             batches: (0..batch_count)
-                .map(|batch| BatchRef { run_id: run_id.clone(), batch })
+                .map(|batch| BatchRef {
+                    run_id: run_id.clone(),
+                    batch,
+                })
                 .collect(),
             run_id,
             tickers: symbols.len() as i64,
@@ -210,19 +221,37 @@ impl App {
         let tx = client.transaction().await?;
         let run = runs::get_for_update(&*tx, &run_id).await?;
         let first = run.batch_count;
-        let (tickers, new_batches) = progress::requeue(&*tx, &run_id, reprocess, run.batch_size, first).await?;
+        let (tickers, new_batches) =
+            progress::requeue(&*tx, &run_id, reprocess, run.batch_size, first).await?;
         batches::insert_range(&*tx, &run_id, first, new_batches).await?;
         let counts = progress::counts(&*tx, &run_id, None).await?;
         let requested = counts.total();
         let skipped = requested - tickers;
         let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
-        runs::record_plan(&*tx, &run_id, first + new_batches, to_i32(requested), to_i32(skipped), true).await?;
+        runs::record_plan(
+            &*tx,
+            &run_id,
+            first + new_batches,
+            to_i32(requested),
+            to_i32(skipped),
+            true,
+        )
+        .await?;
         tx.commit().await?;
 
-        info!(tickers, skipped, batches = new_batches, reprocess = reprocess.as_str(), "run resumed");
+        info!(
+            tickers,
+            skipped,
+            batches = new_batches,
+            reprocess = reprocess.as_str(),
+            "run resumed"
+        );
         Ok(SelectTickersOutput {
             batches: (first..first + new_batches)
-                .map(|batch| BatchRef { run_id: run_id.clone(), batch })
+                .map(|batch| BatchRef {
+                    run_id: run_id.clone(),
+                    batch,
+                })
                 .collect(),
             run_id,
             tickers,

@@ -1,24 +1,41 @@
-//! Polygon aggregates v2 adapter (placeholder until implemented).
+//! Polygon aggregates v2 adapter: one ranged
+//! `GET /v2/aggs/ticker/{SYMBOL}/range/1/{hour|day}/{from_ms}/{to_ms}` per ticker and interval,
+//! then `next_url` pages.
+//!
+//! Polygon's quirks handled here: `from`/`to` as days would be New York days, so the window is
+//! sent as epoch milliseconds (inclusive) to match our UTC days exactly; `next_url` names the
+//! public host and drops the key, so only its path and query are kept, resolved against the
+//! configured base URL, and the key is added back; an empty range and an unknown ticker look the
+//! same (no `results`); `DELAYED` is a success; volumes may be floats. The key travels in the
+//! query string, so no URL ever reaches an error message or a log line.
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::DateTime;
+use reqwest::header::ACCEPT;
+use reqwest::StatusCode;
+use serde::Deserialize;
 use url::Url;
 
-use crate::config::Secret;
-
 use super::pacing::Pacer;
+use super::yahoo::{retry_after, transport_error};
 use super::{FetchedBars, PriceProvider, ProviderError};
+use crate::config::Secret;
 use crate::error::BackfillError;
-use crate::model::{DateRange, Interval, ProviderKind, Symbol};
+use crate::model::{Bar, DateRange, Interval, ProviderKind, Symbol};
+
+/// Polygon's largest page.
+const PAGE_LIMIT: &str = "50000";
+/// Far more pages than any real range needs (50 000 bars each): a guard against a provider that
+/// keeps handing out `next_url`s.
+const MAX_PAGES: u32 = 1000;
 
 pub struct PolygonProvider {
-    #[allow(dead_code)]
     http: reqwest::Client,
-    #[allow(dead_code)]
     base_url: Url,
-    #[allow(dead_code)]
     api_key: Secret,
-    #[allow(dead_code)]
     pacer: Arc<Pacer>,
 }
 
@@ -31,6 +48,185 @@ impl PolygonProvider {
             pacer,
         }
     }
+
+    fn bad_base_url(&self) -> ProviderError {
+        ProviderError::Rejected(format!(
+            "POLYGON_BASE_URL {} cannot carry a path: use an http(s) URL",
+            self.base_url
+        ))
+    }
+
+    /// The first page's URL, without the key.
+    fn first_url(
+        &self,
+        symbol: &Symbol,
+        range: &DateRange,
+        interval: Interval,
+    ) -> Result<Url, ProviderError> {
+        let timespan = match interval {
+            Interval::Hour => "hour",
+            Interval::Day => "day",
+        };
+        let from_ms = range.start_instant().timestamp_millis();
+        // Polygon's millisecond bounds are inclusive: stop one millisecond before the next day.
+        let to_ms = range.end_exclusive_instant().timestamp_millis() - 1;
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| self.bad_base_url())?
+            .pop_if_empty()
+            .extend([
+                "v2",
+                "aggs",
+                "ticker",
+                symbol.as_str(),
+                "range",
+                "1",
+                timespan,
+                &from_ms.to_string(),
+                &to_ms.to_string(),
+            ]);
+        url.query_pairs_mut()
+            .append_pair("adjusted", "true")
+            .append_pair("sort", "asc")
+            .append_pair("limit", PAGE_LIMIT);
+        Ok(url)
+    }
+
+    /// A `next_url` moved onto the configured base URL: its host is the public API's (useless
+    /// behind a proxy or against market-sim), so only its path and query are kept, minus any key.
+    fn next_page_url(&self, next_url: &str) -> Result<Url, ProviderError> {
+        let next = Url::parse(next_url)
+            .or_else(|_| Url::parse("http://next-url.invalid/").and_then(|b| b.join(next_url)))
+            .map_err(|e| {
+                ProviderError::MalformedResponse(format!(
+                    "polygon sent a next_url that is not a URL ({e})"
+                ))
+            })?;
+        let mut url = self.base_url.clone();
+        if url.cannot_be_a_base() {
+            return Err(self.bad_base_url());
+        }
+        let prefix = self.base_url.path().trim_end_matches('/');
+        url.set_path(&format!("{prefix}{}", next.path()));
+        let pairs: Vec<(String, String)> = next
+            .query_pairs()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("apikey"))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        Ok(url)
+    }
+
+    fn with_key(&self, url: &Url) -> Url {
+        let mut url = url.clone();
+        url.query_pairs_mut()
+            .append_pair("apiKey", self.api_key.expose());
+        url
+    }
+
+    /// Removes the key from text that came from outside (a body echoing the request, say).
+    fn redact(&self, text: &str) -> String {
+        let key = self.api_key.expose();
+        if key.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(key, "***")
+        }
+    }
+
+    /// Redacts every message of an error before it leaves the adapter.
+    fn redact_error(&self, e: ProviderError) -> ProviderError {
+        match e {
+            ProviderError::Unavailable(m) => ProviderError::Unavailable(self.redact(&m)),
+            ProviderError::Rejected(m) => ProviderError::Rejected(self.redact(&m)),
+            ProviderError::UnknownSymbol(m) => ProviderError::UnknownSymbol(self.redact(&m)),
+            ProviderError::RangeUnsupported(m) => ProviderError::RangeUnsupported(self.redact(&m)),
+            ProviderError::MalformedResponse(m) => {
+                ProviderError::MalformedResponse(self.redact(&m))
+            }
+            rate_limited @ ProviderError::RateLimited { .. } => rate_limited,
+        }
+    }
+
+    async fn fetch_pages(
+        &self,
+        symbol: &Symbol,
+        range: &DateRange,
+        interval: Interval,
+    ) -> Result<FetchedBars, ProviderError> {
+        let (from, to) = (range.start_instant(), range.end_exclusive_instant());
+        let mut fetched = FetchedBars::default();
+        let mut seen = HashSet::new();
+        let mut next = Some(self.first_url(symbol, range, interval)?);
+        while let Some(url) = next.take() {
+            if !seen.insert(url.to_string()) || fetched.requests >= MAX_PAGES {
+                return Err(ProviderError::MalformedResponse(format!(
+                    "polygon kept paging {symbol} after {} pages (next_url repeats or never ends)",
+                    fetched.requests
+                )));
+            }
+            self.pacer.acquire().await;
+            fetched.requests += 1;
+            let response = self
+                .http
+                .get(self.with_key(&url))
+                .header(ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| transport_error("polygon", symbol, e))?;
+            let status = response.status();
+            let retry_after = retry_after(response.headers());
+            let body = response
+                .text()
+                .await
+                .map_err(|e| transport_error("polygon", symbol, e))?;
+            let page = interpret(status, retry_after, &body, symbol);
+            tracing::debug!(
+                provider = "polygon",
+                symbol = %symbol,
+                interval = %interval,
+                page = fetched.requests,
+                status = status.as_u16(),
+                bars = page.as_ref().map_or(0, |p| p.results.as_ref().map_or(0, Vec::len)),
+                "polygon aggregates request"
+            );
+            let page = page?;
+            for agg in page.results.unwrap_or_default() {
+                let ts = DateTime::from_timestamp_millis(agg.t).ok_or_else(|| {
+                    ProviderError::MalformedResponse(format!(
+                        "polygon sent a bar for {symbol} with timestamp {} out of range",
+                        agg.t
+                    ))
+                })?;
+                // Bars outside the requested window are not ours to store.
+                if ts < from || ts >= to {
+                    continue;
+                }
+                let volume = agg.v.filter(|v| v.is_finite()).map(|v| v.round() as i64);
+                match (agg.o, agg.h, agg.l, agg.c, volume) {
+                    (Some(o), Some(h), Some(l), Some(c), Some(v)) => fetched.bars.push(Bar {
+                        ts,
+                        open: Some(o),
+                        high: Some(h),
+                        low: Some(l),
+                        close: c,
+                        volume: Some(v),
+                    }),
+                    _ => fetched.skipped += 1,
+                }
+            }
+            next = page
+                .next_url
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| self.next_page_url(&n))
+                .transpose()?;
+        }
+        fetched.bars.sort_by_key(|b| b.ts);
+        Ok(fetched)
+    }
 }
 
 #[async_trait]
@@ -38,17 +234,154 @@ impl PriceProvider for PolygonProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Polygon
     }
+
+    /// How deep Polygon's history goes depends on the plan; the API says so when asked.
     fn check_range(&self, _range: &DateRange, _interval: Interval) -> Result<(), BackfillError> {
         Ok(())
     }
+
     async fn fetch_bars(
         &self,
-        _s: &Symbol,
-        _r: &DateRange,
-        _i: Interval,
+        symbol: &Symbol,
+        range: &DateRange,
+        interval: Interval,
     ) -> Result<FetchedBars, ProviderError> {
-        Err(ProviderError::Unavailable(
-            "polygon adapter not implemented yet".into(),
-        ))
+        self.fetch_pages(symbol, range, interval)
+            .await
+            .map_err(|e| self.redact_error(e))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    status: String,
+    /// Absent for an empty range and for an unknown ticker alike.
+    results: Option<Vec<Agg>>,
+    next_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Agg {
+    t: i64,
+    o: Option<f64>,
+    h: Option<f64>,
+    l: Option<f64>,
+    c: Option<f64>,
+    /// A float on the wire (adjusted volumes can be fractional).
+    v: Option<f64>,
+}
+
+/// Polygon's error bodies: `{"status":"NOT_AUTHORIZED","message":…}` or
+/// `{"status":"ERROR","error":…}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    status: Option<String>,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+impl ErrorBody {
+    fn describe(body: &str) -> String {
+        match serde_json::from_str::<ErrorBody>(body) {
+            Ok(e) => {
+                let status = e.status.unwrap_or_else(|| "no status".into());
+                match e.message.or(e.error) {
+                    Some(text) => format!("{status}: {text}"),
+                    None => status,
+                }
+            }
+            Err(_) => "no JSON error body".into(),
+        }
+    }
+}
+
+/// Maps one aggregates response to a page or to the error it means. Messages built here may
+/// quote the body; the caller redacts the key.
+fn interpret(
+    status: StatusCode,
+    retry_after: Option<std::time::Duration>,
+    body: &str,
+    symbol: &Symbol,
+) -> Result<Page, ProviderError> {
+    match status {
+        StatusCode::OK => {
+            let page: Page = serde_json::from_str(body).map_err(|e| {
+                ProviderError::MalformedResponse(format!(
+                    "polygon sent aggregates for {symbol} that cannot be read: not aggregates JSON ({e})"
+                ))
+            })?;
+            match page.status.as_str() {
+                // DELAYED: a plan with delayed data; the bars are as good for history.
+                "OK" | "DELAYED" => Ok(page),
+                other => Err(ProviderError::MalformedResponse(format!(
+                    "polygon answered status {other:?} for {symbol}: {}",
+                    ErrorBody::describe(body)
+                ))),
+            }
+        }
+        StatusCode::TOO_MANY_REQUESTS => Err(ProviderError::RateLimited { retry_after }),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(ProviderError::Rejected(format!(
+            "polygon rejected the API key for {symbol} (HTTP {status}, {}): check POLYGON_API_KEY or the provider secret",
+            ErrorBody::describe(body)
+        ))),
+        s if s.is_server_error() => Err(ProviderError::Unavailable(format!(
+            "polygon answered HTTP {status} for {symbol} ({})",
+            ErrorBody::describe(body)
+        ))),
+        s if s.is_client_error() => Err(ProviderError::Rejected(format!(
+            "polygon refused the request for {symbol} with HTTP {status} ({}): check POLYGON_BASE_URL",
+            ErrorBody::describe(body)
+        ))),
+        _ => Err(ProviderError::Unavailable(format!(
+            "polygon answered an unexpected HTTP {status} for {symbol}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(base: &str) -> PolygonProvider {
+        PolygonProvider::new(
+            reqwest::Client::new(),
+            Url::parse(base).unwrap(),
+            Secret::new("pk_secret"),
+            Arc::new(Pacer::unlimited()),
+        )
+    }
+
+    #[test]
+    fn next_url_keeps_path_and_query_on_the_configured_base_without_any_key() {
+        let p = provider("http://127.0.0.1:9999/proxy/");
+        let url = p
+            .next_page_url(
+                "https://api.polygon.io/v2/aggs/ticker/AAPL/range/1/hour/1/2?cursor=abc&apiKey=leaked",
+            )
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9999/proxy/v2/aggs/ticker/AAPL/range/1/hour/1/2?cursor=abc"
+        );
+    }
+
+    #[test]
+    fn the_window_is_sent_as_inclusive_milliseconds() {
+        let range =
+            DateRange::new("2026-03-09".parse().unwrap(), "2026-03-11".parse().unwrap()).unwrap();
+        let url = provider("http://h")
+            .first_url(&Symbol::parse("BRK.B").unwrap(), &range, Interval::Hour)
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://h/v2/aggs/ticker/BRK.B/range/1/hour/1773014400000/1773273599999?adjusted=true&sort=asc&limit=50000"
+        );
+    }
+
+    #[test]
+    fn errors_never_carry_the_key() {
+        let p = provider("http://h");
+        let e = p.redact_error(ProviderError::Rejected("echo: apiKey=pk_secret".into()));
+        assert_eq!(e, ProviderError::Rejected("echo: apiKey=***".into()));
     }
 }

@@ -1,1 +1,155 @@
-fn main() {}
+//! `market-sim`: runs the simulator until SIGINT/SIGTERM. The first stdout line is
+//! `listening on http://HOST:PORT`, so scripts can pass `--port 0` and read the port back.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use clap::Parser;
+use market_sim::{Knobs, RateLimit, RetryAfter, SimConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "market-sim",
+    about = "Local stand-in for the Yahoo chart v8 and Polygon aggregates v2 APIs"
+)]
+struct Args {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Requests per window and per provider; unlimited when absent.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Length of the fixed rate-limit window.
+    #[arg(long, default_value_t = 60)]
+    window_seconds: u64,
+    /// Fixed Polygon `Retry-After` seconds (default: seconds until the window resets).
+    #[arg(long, conflicts_with = "no_retry_after")]
+    retry_after: Option<u64>,
+    /// Polygon 429s without `Retry-After`.
+    #[arg(long)]
+    no_retry_after: bool,
+    /// Yahoo 429s carry `Retry-After` too (real Yahoo's do not).
+    #[arg(long)]
+    yahoo_retry_after: bool,
+    /// Milliseconds added to every provider response.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Answer every n-th provider request with --fail-status.
+    #[arg(long)]
+    fail_every_nth: Option<u64>,
+    #[arg(long, default_value_t = 503)]
+    fail_status: u16,
+    /// Symbols answered with a truncated JSON body (repeatable or comma-separated).
+    #[arg(long = "malformed", value_delimiter = ',')]
+    malformed: Vec<String>,
+    /// Truncate every provider body.
+    #[arg(long)]
+    malformed_all: bool,
+    /// Symbols the providers do not know (repeatable or comma-separated).
+    #[arg(long = "unknown", value_delimiter = ',')]
+    unknown: Vec<String>,
+    /// Symbols whose Yahoo bars have a null element every --null-every-nth bar.
+    #[arg(long = "null-symbols", value_delimiter = ',')]
+    null_symbols: Vec<String>,
+    #[arg(long, default_value_t = 5)]
+    null_every_nth: u32,
+    /// Extra days served on each side of a requested range.
+    #[arg(long, default_value_t = 0)]
+    pad_range_days: u32,
+    /// Cap on Polygon's page size, to exercise `next_url` paging.
+    #[arg(long)]
+    polygon_page_size: Option<u32>,
+    /// Polygon's status word on success (OK or DELAYED).
+    #[arg(long, default_value = "OK")]
+    polygon_status: String,
+    /// The only Polygon `apiKey` accepted.
+    #[arg(long, env = "MARKET_SIM_POLYGON_API_KEY", default_value = "test-key")]
+    polygon_api_key: String,
+}
+
+impl Args {
+    fn knobs(&self) -> Knobs {
+        let set = |v: &[String]| {
+            v.iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect::<BTreeSet<_>>()
+        };
+        let retry_after = match (self.no_retry_after, self.retry_after) {
+            (true, _) => RetryAfter::None,
+            (false, Some(secs)) => RetryAfter::Fixed(secs),
+            (false, None) => RetryAfter::UntilReset,
+        };
+        Knobs {
+            rate_limit: self.rate_limit.map(|requests| RateLimit {
+                requests,
+                window_seconds: self.window_seconds,
+                retry_after,
+            }),
+            yahoo_retry_after: self.yahoo_retry_after,
+            latency_ms: self.latency_ms,
+            fail_every_nth: self.fail_every_nth,
+            fail_status: self.fail_status,
+            malformed_symbols: set(&self.malformed),
+            malformed_all: self.malformed_all,
+            unknown_symbols: set(&self.unknown),
+            null_symbols: set(&self.null_symbols),
+            null_every_nth: self.null_every_nth,
+            pad_range_days: self.pad_range_days,
+            polygon_page_size: self.polygon_page_size,
+            polygon_status: self.polygon_status.clone(),
+            polygon_api_key: self.polygon_api_key.clone(),
+        }
+    }
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = SimConfig {
+        addr: SocketAddr::new(args.host, args.port),
+        knobs: args.knobs(),
+    };
+    let sim = match market_sim::spawn(config).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("market-sim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", sim.base_url());
+    // Scripts block on this line: make sure it leaves the pipe buffer now.
+    if let Err(e) = std::io::stdout().flush() {
+        eprintln!("market-sim: cannot write to stdout: {e}");
+        return ExitCode::FAILURE;
+    }
+    stop_signal().await;
+    sim.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,539 @@
+use market_sim::{Knobs, Provider, RateLimit, RetryAfter};
+use serde_json::json;
+use shared::contract::{BatchStatus, FetchBatchInput};
+use shared::db;
+use shared::model::RunId;
+
+use crate::common::*;
+
+/// The stored bars of `symbol` equal market-sim's ground truth for the run's window.
+async fn assert_stored_equals_truth(
+    env: &Env,
+    provider: Provider,
+    interval: market_sim::Interval,
+    symbol: &str,
+    start: &str,
+    end: &str,
+) -> usize {
+    let truth = env
+        .sim
+        .ground_truth(provider, symbol, interval, date(start), date(end));
+    let client = env.client().await;
+    let from = date(start).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let to = date(end)
+        .succ_opt()
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let stored = db::prices::stored_bars(&client, symbol, from, to)
+        .await
+        .unwrap();
+    assert!(!truth.is_empty(), "ground truth for {symbol} is empty");
+    let stored: Vec<_> = stored
+        .iter()
+        .map(|b| (b.ts, b.open, b.high, b.low, b.close, b.volume))
+        .collect();
+    let expected: Vec<_> = truth
+        .iter()
+        .map(|b| {
+            (
+                b.ts,
+                Some(b.open),
+                Some(b.high),
+                Some(b.low),
+                b.close,
+                Some(b.volume),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored, expected,
+        "{symbol}: stored bars differ from ground truth"
+    );
+    expected.len()
+}
+
+#[tokio::test]
+async fn fetch_batch_writes_exactly_the_ground_truth_bars_from_yahoo() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    assert_eq!(run.batches.len(), 1);
+
+    let out = env.fetch_ok(&run.run_id, 0).await;
+
+    assert_eq!(out.status, BatchStatus::Done);
+    assert_eq!(
+        (out.success, out.failed, out.pending, out.rate_limited),
+        (2, 0, 0, 0)
+    );
+    assert_eq!(out.retry_after_seconds, None);
+    let mut total = 0;
+    for s in ["AAPL", "MSFT"] {
+        total += assert_stored_equals_truth(
+            &env,
+            Provider::Yahoo,
+            market_sim::Interval::Hour,
+            s,
+            "2026-03-09",
+            "2026-03-11",
+        )
+        .await;
+        assert_eq!(
+            env.yahoo_requests(s),
+            1,
+            "one ranged request per ticker, never one per day"
+        );
+    }
+    assert_eq!(out.records_inserted, total as i64);
+    assert_eq!(out.records_updated, 0);
+}
+
+#[tokio::test]
+async fn fetch_batch_writes_exactly_the_ground_truth_bars_from_polygon_across_pages() {
+    let env = env_with(
+        Knobs {
+            polygon_page_size: Some(10),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let run = env
+        .select_ok(json!({"symbols": ["AAPL"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
+        .await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(out.status, BatchStatus::Done);
+    let n = assert_stored_equals_truth(
+        &env,
+        Provider::Polygon,
+        market_sim::Interval::Hour,
+        "AAPL",
+        "2026-03-09",
+        "2026-03-11",
+    )
+    .await;
+    assert_eq!(out.records_inserted, n as i64);
+    assert!(
+        env.sim.request_count("/v2/aggs/ticker/AAPL", Some(200)) > 1,
+        "paged"
+    );
+}
+
+#[tokio::test]
+async fn daily_bars_are_stored_at_their_start_instant() {
+    let env = env(&[]).await;
+    let mut payload = explicit(&["AAPL"]);
+    payload["interval"] = json!("1d");
+    let run = env.select_ok(payload).await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    let n = assert_stored_equals_truth(
+        &env,
+        Provider::Yahoo,
+        market_sim::Interval::Day,
+        "AAPL",
+        "2026-03-09",
+        "2026-03-11",
+    )
+    .await;
+    assert_eq!((n, out.records_inserted), (3, 3));
+}
+
+#[tokio::test]
+async fn a_second_fetch_of_the_same_window_inserts_zero_and_updates_zero() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    let first = env.fetch_ok(&run.run_id, 0).await;
+    assert!(first.records_inserted > 0);
+
+    let again = env
+        .select_ok(json!({"run_id": run.run_id, "reprocess": "all"}))
+        .await;
+    let second = env.fetch_ok(&run.run_id, again.batches[0].batch).await;
+
+    assert_eq!(second.attempted, 2, "both tickers were fetched again");
+    assert_eq!((second.records_inserted, second.records_updated), (0, 0));
+}
+
+#[tokio::test]
+async fn a_changed_bar_is_refreshed_and_counted_as_updated() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    env.fetch_ok(&run.run_id, 0).await;
+    let client = env.client().await;
+    let changed = client
+        .execute(
+            "UPDATE stock_price_history SET close_price = close_price + 1
+              WHERE symbol = 'AAPL' AND date = (SELECT min(date) FROM stock_price_history)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    let again = env
+        .select_ok(json!({"run_id": run.run_id, "reprocess": "all"}))
+        .await;
+    let out = env.fetch_ok(&run.run_id, again.batches[0].batch).await;
+
+    assert_eq!((out.records_inserted, out.records_updated), (0, 1));
+    assert_stored_equals_truth(
+        &env,
+        Provider::Yahoo,
+        market_sim::Interval::Hour,
+        "AAPL",
+        "2026-03-09",
+        "2026-03-11",
+    )
+    .await;
+    let refreshed: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM stock_price_history WHERE updated_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(refreshed, 1);
+}
+
+#[tokio::test]
+async fn null_elements_are_skipped_and_counted() {
+    let env = env_with(
+        Knobs {
+            null_symbols: ["AAPL".to_string()].into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    env.fetch_ok(&run.run_id, 0).await;
+    assert_stored_equals_truth(
+        &env,
+        Provider::Yahoo,
+        market_sim::Interval::Hour,
+        "AAPL",
+        "2026-03-09",
+        "2026-03-11",
+    )
+    .await;
+    let truth = env.sim.ground_truth_with_skipped(
+        Provider::Yahoo,
+        "AAPL",
+        market_sim::Interval::Hour,
+        date("2026-03-09"),
+        date("2026-03-11"),
+    );
+    assert!(truth.skipped > 0);
+    let client = env.client().await;
+    let skipped: i32 = client
+        .query_one(
+            "SELECT bars_skipped FROM backfill_progress WHERE symbol = 'AAPL'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(skipped as u32, truth.skipped);
+}
+
+#[tokio::test]
+async fn rate_limit_mid_batch_commits_progress_and_reports_a_backoff_wait() {
+    // Yahoo's 429 carries no Retry-After: the wait comes from the batch's backoff.
+    let knobs = Knobs {
+        rate_limit: Some(RateLimit {
+            requests: 2,
+            window_seconds: 3600,
+            retry_after: RetryAfter::None,
+        }),
+        ..Default::default()
+    };
+    let env = env_with(
+        knobs,
+        &[
+            ("RATE_LIMIT_BACKOFF_BASE_SECONDS", "4"),
+            ("RATE_LIMIT_BACKOFF_CAP_SECONDS", "64"),
+        ],
+    )
+    .await;
+    let run = env.select_ok(explicit(&["A", "B", "C", "D"])).await;
+
+    let out = env.fetch_ok(&run.run_id, 0).await;
+
+    assert_eq!(out.status, BatchStatus::RateLimited);
+    assert_eq!((out.success, out.rate_limited, out.pending), (2, 1, 1));
+    let wait = out.retry_after_seconds.expect("a wait is reported");
+    assert!(
+        (2..=4).contains(&wait),
+        "first 429: backoff base 4s with jitter, got {wait}"
+    );
+    assert_eq!(
+        env.progress_status(&run.run_id).await,
+        [
+            ("A".to_string(), "success".to_string()),
+            ("B".into(), "success".into()),
+            ("C".into(), "rate_limited".into()),
+            ("D".into(), "pending".into()),
+        ]
+    );
+    assert_stored_equals_truth(
+        &env,
+        Provider::Yahoo,
+        market_sim::Interval::Hour,
+        "B",
+        "2026-03-09",
+        "2026-03-11",
+    )
+    .await;
+    assert_eq!(
+        env.yahoo_requests("D"),
+        0,
+        "no new ticker is started after a 429"
+    );
+
+    // Still limited: the streak grows and so does the wait.
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(out.status, BatchStatus::RateLimited);
+    let wait = out.retry_after_seconds.unwrap();
+    assert!(
+        (4..=8).contains(&wait),
+        "second consecutive 429: 8s with jitter, got {wait}"
+    );
+
+    // The window opens again: the batch finishes from where it stopped.
+    env.sim.update_knobs(|k| k.rate_limit = None);
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(out.status, BatchStatus::Done);
+    assert_eq!(out.success, 4);
+    assert_eq!(
+        env.yahoo_requests("A"),
+        1,
+        "success tickers are not fetched again"
+    );
+}
+
+#[tokio::test]
+async fn polygon_retry_after_is_reported_as_the_wait() {
+    let knobs = Knobs {
+        rate_limit: Some(RateLimit {
+            requests: 1,
+            window_seconds: 3600,
+            retry_after: RetryAfter::Fixed(17),
+        }),
+        ..Default::default()
+    };
+    let env = env_with(knobs, &[]).await;
+    let run = env
+        .select_ok(json!({"symbols": ["AAPL", "MSFT"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
+        .await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(out.status, BatchStatus::RateLimited);
+    assert_eq!(out.retry_after_seconds, Some(17));
+    assert_eq!((out.success, out.rate_limited), (1, 1));
+}
+
+#[tokio::test]
+async fn an_unknown_symbol_fails_only_that_ticker_with_a_readable_reason() {
+    let env = env_with(
+        Knobs {
+            unknown_symbols: ["ZZZZ".to_string()].into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let run = env.select_ok(explicit(&["AAPL", "ZZZZ", "MSFT"])).await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+
+    assert_eq!(out.status, BatchStatus::Done);
+    assert_eq!((out.success, out.failed), (2, 1));
+    let client = env.client().await;
+    let rows = db::progress::list(&client, &run.run_id).await.unwrap();
+    let bad = rows.iter().find(|r| r.symbol == "ZZZZ").unwrap();
+    assert_eq!(bad.status, "failed");
+    assert_eq!(bad.error_name.as_deref(), Some("UnknownSymbol"));
+    assert!(
+        bad.error_message
+            .as_deref()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("zzzz")
+            || bad
+                .error_message
+                .as_deref()
+                .unwrap_or("")
+                .contains("delisted"),
+        "{:?}",
+        bad.error_message
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_body_fails_the_ticker_not_the_batch() {
+    let env = env_with(
+        Knobs {
+            malformed_symbols: ["MSFT".to_string()].into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(
+        (out.status, out.success, out.failed),
+        (BatchStatus::Done, 1, 1)
+    );
+    let client = env.client().await;
+    let rows = db::progress::list(&client, &run.run_id).await.unwrap();
+    assert_eq!(rows[1].error_name.as_deref(), Some("MalformedResponse"));
+}
+
+#[tokio::test]
+async fn a_provider_5xx_is_provider_unavailable_and_keeps_committed_tickers() {
+    // Requests: AAPL ok, MSFT 503.
+    let env = env_with(
+        Knobs {
+            fail_every_nth: Some(2),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    let err = env.fetch(&run.run_id, 0).await.unwrap_err();
+    assert_eq!(error_type(err), "ProviderUnavailable");
+    assert_eq!(
+        env.progress_status(&run.run_id).await,
+        [
+            ("AAPL".to_string(), "success".to_string()),
+            ("MSFT".into(), "pending".into())
+        ],
+        "the ticker in flight rolls back and stays claimable for the retry"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_key_is_provider_rejected() {
+    let env = env(&[("POLYGON_API_KEY", "wrong-key")]).await;
+    let run = env
+        .select_ok(json!({"symbols": ["AAPL"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
+        .await;
+    let err = env.fetch(&run.run_id, 0).await.unwrap_err();
+    assert!(
+        !err.to_string().contains("wrong-key"),
+        "the key leaked: {err}"
+    );
+    assert_eq!(error_type(err), "ProviderRejected");
+    assert_eq!(env.progress_status(&run.run_id).await[0].1, "pending");
+}
+
+#[tokio::test]
+async fn a_tiny_budget_returns_partial_after_one_ticker_until_done() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["A", "B", "C"])).await;
+    let past = tokio::time::Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let out = env
+            .app
+            .fetch(
+                FetchBatchInput {
+                    run_id: run.run_id.clone(),
+                    batch: 0,
+                },
+                past,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.attempted, 1,
+            "at least one ticker per call, so a tiny budget still progresses"
+        );
+        statuses.push(out.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            BatchStatus::Partial,
+            BatchStatus::Partial,
+            BatchStatus::Done
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_lambda_deadline_in_the_past_falls_back_to_the_configured_budget() {
+    let env = env(&[("FETCH_BUDGET_SECONDS", "600")]).await;
+    let run = env.select_ok(explicit(&["A", "B", "C"])).await;
+    // Context::default() carries deadline 0 (1970), like cargo lambda watch.
+    let out = env
+        .app
+        .fetch_batch(event(json!({"run_id": run.run_id, "batch": 0})))
+        .await
+        .unwrap();
+    assert_eq!((out.status, out.attempted), (BatchStatus::Done, 3));
+}
+
+#[tokio::test]
+async fn concurrent_invocations_of_one_batch_never_fetch_the_same_ticker() {
+    let env = env_with(
+        Knobs {
+            latency_ms: 150,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let list = ["A", "B", "C", "D", "E", "F"];
+    let run = env.select_ok(explicit(&list)).await;
+
+    let (a, b) = tokio::join!(env.fetch(&run.run_id, 0), env.fetch(&run.run_id, 0));
+    let (a, b) = (a.unwrap(), b.unwrap());
+
+    assert_eq!(a.attempted + b.attempted, 6);
+    assert!(
+        a.attempted > 0 && b.attempted > 0,
+        "both invocations did work: {a:?} {b:?}"
+    );
+    for s in list {
+        assert_eq!(env.yahoo_requests(s), 1, "{s} fetched once");
+    }
+    assert_eq!(
+        a.records_inserted + b.records_inserted,
+        env.progress_inserted(&run.run_id).await
+    );
+}
+
+#[tokio::test]
+async fn fetch_batch_bad_input_is_named_and_writes_nothing() {
+    let env = env(&[]).await;
+    for payload in [
+        json!({"run_id": "nope", "batch": 0}),
+        json!({"batch": 0}),
+        json!({"run_id": "backfill-20260309-120000-0a1b2c3d", "batch": "x"}),
+        json!(null),
+    ] {
+        let err = env
+            .app
+            .fetch_batch(event(payload.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(error_type(err), "InvalidInput", "{payload}");
+    }
+    let unknown = RunId::parse("backfill-20260309-120000-0a1b2c3d").unwrap();
+    assert_eq!(
+        error_type(env.fetch(&unknown, 0).await.unwrap_err()),
+        "RunNotFound"
+    );
+    assert_eq!(env.written_rows().await, 0);
+
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    let before = env.written_rows().await;
+    assert_eq!(
+        error_type(env.fetch(&run.run_id, 7).await.unwrap_err()),
+        "InvalidInput"
+    );
+    assert_eq!(env.written_rows().await, before);
+}

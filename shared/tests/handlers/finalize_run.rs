@@ -1,0 +1,167 @@
+use market_sim::{Knobs, RateLimit, RetryAfter};
+use serde_json::json;
+use shared::contract::RunStatus;
+use shared::db;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn a_fully_fetched_run_finalizes_succeeded_with_the_original_result_fields() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    let fetched = env.fetch_ok(&run.run_id, 0).await;
+
+    let out = env
+        .app
+        .finalize_run(event(json!({"run_id": run.run_id})))
+        .await
+        .unwrap();
+
+    assert_eq!(out.status, RunStatus::Succeeded);
+    assert_eq!(
+        (
+            out.requested,
+            out.success,
+            out.failed,
+            out.skipped,
+            out.rate_limited
+        ),
+        (2, 2, 0, 0, 0)
+    );
+    assert_eq!(out.records_inserted, fetched.records_inserted);
+    assert!(out.errors.is_empty());
+    let value = serde_json::to_value(&out).unwrap();
+    for field in [
+        "run_id",
+        "requested",
+        "success",
+        "failed",
+        "skipped",
+        "rate_limited",
+        "errors",
+        "status",
+    ] {
+        assert!(value.get(field).is_some(), "missing {field}");
+    }
+    let client = env.client().await;
+    let stored = db::runs::get(&client, &run.run_id).await.unwrap();
+    assert_eq!(stored.status, RunStatus::Succeeded);
+    assert!(stored.finished_at.is_some());
+    assert_eq!(stored.summary.unwrap()["success"], 2);
+}
+
+#[tokio::test]
+async fn failed_tickers_make_the_run_completed_with_failures_and_are_listed() {
+    let env = env_with(
+        Knobs {
+            unknown_symbols: ["ZZZZ".to_string()].into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let run = env.select_ok(explicit(&["AAPL", "ZZZZ"])).await;
+    env.fetch_ok(&run.run_id, 0).await;
+    let out = env
+        .app
+        .finalize(shared::contract::FinalizeRunInput {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::CompletedWithFailures);
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].symbol, "ZZZZ");
+    assert_eq!(out.errors[0].error_name.as_deref(), Some("UnknownSymbol"));
+}
+
+#[tokio::test]
+async fn rate_limited_tickers_leave_the_run_incomplete_for_a_later_resume() {
+    let knobs = Knobs {
+        rate_limit: Some(RateLimit {
+            requests: 1,
+            window_seconds: 3600,
+            retry_after: RetryAfter::None,
+        }),
+        ..Default::default()
+    };
+    let env = env_with(knobs, &[]).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT", "NVDA"])).await;
+    env.fetch_ok(&run.run_id, 0).await;
+    let out = env
+        .app
+        .finalize(shared::contract::FinalizeRunInput {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Incomplete);
+    assert_eq!((out.success, out.rate_limited, out.pending), (1, 1, 1));
+    assert_eq!(out.errors[0].error_name.as_deref(), Some("RateLimited"));
+
+    // Resume after the window: only the unfinished tickers are fetched, the run completes.
+    env.sim.update_knobs(|k| k.rate_limit = None);
+    let resumed = env.select_ok(json!({"run_id": run.run_id})).await;
+    assert_eq!((resumed.tickers, resumed.skipped), (2, 1));
+    for b in &resumed.batches {
+        env.fetch_ok(&run.run_id, b.batch).await;
+    }
+    let out = env
+        .app
+        .finalize(shared::contract::FinalizeRunInput {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.status, out.success, out.skipped),
+        (RunStatus::Succeeded, 3, 1)
+    );
+    assert_eq!(
+        env.yahoo_requests("AAPL"),
+        1,
+        "resume skips success tickers"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_capped_at_one_hundred() {
+    let env = env(&[]).await;
+    let list: Vec<String> = (0..120).map(|i| format!("X{i:03}")).collect();
+    let unknown: std::collections::BTreeSet<String> = list.iter().cloned().collect();
+    env.sim.update_knobs(|k| k.unknown_symbols = unknown);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let mut payload = explicit(&refs);
+    payload["batch_size"] = json!(200);
+    let run = env.select_ok(payload).await;
+    env.fetch_ok(&run.run_id, 0).await;
+    let out = env
+        .app
+        .finalize(shared::contract::FinalizeRunInput {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.failed, 120);
+    assert_eq!(out.errors.len(), 100);
+}
+
+#[tokio::test]
+async fn finalize_bad_input_is_named() {
+    let env = env(&[]).await;
+    let err = env
+        .app
+        .finalize_run(event(json!({"run": 1})))
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(err), "InvalidInput");
+    let err = env
+        .app
+        .finalize_run(event(
+            json!({"run_id": "backfill-20260309-120000-0a1b2c3d"}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(err), "RunNotFound");
+    assert_eq!(env.written_rows().await, 0);
+}

@@ -1,0 +1,250 @@
+use serde_json::json;
+use shared::db;
+use shared::model::Selection;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn min_articles_keeps_the_original_threshold_semantics() {
+    let env = env(&[]).await;
+    env.seed_mentions(&[("MSFT", 12), ("AAPL", 10), ("TSLA", 9), ("NVDA", 30)])
+        .await;
+
+    let out = env
+        .select_ok(json!({"start_date": "2026-03-09", "end_date": "2026-03-11"}))
+        .await;
+
+    let planned: Vec<String> = env
+        .progress_status(&out.run_id)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        planned,
+        ["AAPL", "MSFT", "NVDA"],
+        "default threshold 10, ordered by symbol"
+    );
+    let client = env.client().await;
+    let run = db::runs::get(&client, &out.run_id).await.unwrap();
+    assert_eq!(run.selection, Selection::MinArticles { min_articles: 10 });
+
+    let lower = env
+        .select_ok(json!({"min_articles": 9, "start_date": "2026-03-09"}))
+        .await;
+    assert_eq!(lower.tickers, 4);
+}
+
+#[tokio::test]
+async fn top_n_ranks_by_mentions_and_breaks_ties_by_symbol() {
+    let env = env(&[]).await;
+    env.seed_mentions(&[("XOM", 5), ("ZM", 7), ("AMD", 7), ("IBM", 3), ("KO", 7)])
+        .await;
+
+    let out = env
+        .select_ok(json!({"top_n": 2, "start_date": "2026-03-09"}))
+        .await;
+    let planned: Vec<String> = env
+        .progress_status(&out.run_id)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        planned,
+        ["AMD", "KO"],
+        "three tickers tie at 7: the first two by symbol win"
+    );
+
+    let out = env
+        .select_ok(json!({"top_n": 4, "start_date": "2026-03-09"}))
+        .await;
+    let planned: Vec<String> = env
+        .progress_status(&out.run_id)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(planned, ["AMD", "KO", "XOM", "ZM"]);
+}
+
+#[tokio::test]
+async fn explicit_list_is_normalised_and_need_not_be_in_the_ticker_table() {
+    let env = env(&[]).await;
+    let out = env
+        .select_ok(explicit(&["msft", "AAPL", "MSFT", "brk.b"]))
+        .await;
+    assert_eq!(out.tickers, 3);
+    let planned: Vec<String> = env
+        .progress_status(&out.run_id)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(planned, ["AAPL", "BRK.B", "MSFT"]);
+}
+
+#[tokio::test]
+async fn tickers_are_split_into_batches_of_batch_size_and_the_run_is_stored() {
+    let env = env(&[]).await;
+    let mut payload = explicit(&["A", "B", "C", "D", "E"]);
+    payload["batch_size"] = json!(2);
+    let out = env.select_ok(payload).await;
+
+    assert_eq!(out.batches.len(), 3);
+    assert_eq!(
+        out.batches.iter().map(|b| b.batch).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert!(out.batches.iter().all(|b| b.run_id == out.run_id));
+    assert!(out.run_id.as_str().starts_with("backfill-"));
+
+    let client = env.client().await;
+    let rows = db::progress::list(&client, &out.run_id).await.unwrap();
+    let batches: Vec<Option<i32>> = rows.iter().map(|r| r.batch).collect();
+    assert_eq!(batches, [Some(0), Some(0), Some(1), Some(1), Some(2)]);
+    assert!(rows.iter().all(|r| r.status == "pending"));
+
+    let run = db::runs::get(&client, &out.run_id).await.unwrap();
+    assert_eq!(
+        (run.range.start(), run.range.end()),
+        (date("2026-03-09"), date("2026-03-11"))
+    );
+    assert_eq!(run.interval.as_str(), "1h");
+    assert_eq!(run.provider.as_str(), "yahoo");
+    assert_eq!((run.batch_size, run.batch_count, run.requested), (2, 3, 5));
+}
+
+#[tokio::test]
+async fn defaults_fill_end_date_interval_batch_size_and_start_date() {
+    let env = env(&[("BACKFILL_START_DATE", "2026-01-05")]).await;
+    let out = env.select_ok(json!({"symbols": ["AAPL"]})).await;
+    assert_eq!(out.start_date, "2026-01-05");
+    assert_eq!(out.end_date, chrono::Utc::now().date_naive().to_string());
+    assert_eq!(out.interval.as_str(), "1h");
+    assert_eq!(out.batch_size, 50);
+
+    let out = env
+        .select_ok(json!({"symbols": ["AAPL"], "lookback_days": 7, "end_date": "2026-03-11"}))
+        .await;
+    assert_eq!(
+        (out.start_date.as_str(), out.end_date.as_str()),
+        ("2026-03-04", "2026-03-11")
+    );
+}
+
+#[tokio::test]
+async fn every_bad_input_is_invalid_input_and_writes_nothing() {
+    let env = env(&[]).await;
+    let today = chrono::Utc::now().date_naive();
+    let too_old = (today - chrono::Days::new(800)).to_string();
+    let tomorrow = (today + chrono::Days::new(1)).to_string();
+    let cases = [
+        json!("not an object"),
+        json!([1, 2]),
+        json!({"symbols": "AAPL"}),
+        json!({"symbols": []}),
+        json!({"symbols": ["AAPL MSFT"]}),
+        json!({"symbols": ["DROP;TABLE"]}),
+        json!({"symbols": ["AAPL"], "start_date": "2026-03-12", "end_date": "2026-03-11"}),
+        json!({"symbols": ["AAPL"], "start_date": "03/09/2026"}),
+        json!({"symbols": ["AAPL"], "start_date": "2026-02-30"}),
+        json!({"symbols": ["AAPL"], "end_date": tomorrow}),
+        json!({"symbols": ["AAPL"], "interval": "5m"}),
+        json!({"symbols": ["AAPL"], "provider": "alpaca"}),
+        json!({"symbols": ["AAPL"], "batch_size": 0}),
+        json!({"symbols": ["AAPL"], "batch_size": "fifty"}),
+        json!({"min_articles": 0}),
+        json!({"top_n": 0}),
+        json!({"symbols": ["AAPL"], "top_n": 3}),
+        json!({"symbols": ["AAPL"], "start_date": "2026-03-01", "lookback_days": 7}),
+        json!({"symbols": ["AAPL"], "lookback_days": -1}),
+        json!({"symbols": ["AAPL"], "interval": "1h", "provider": "yahoo", "start_date": too_old}),
+        json!({"symbols": ["AAPL"], "reprocess": "some"}),
+        json!({"run_id": "backfill-42"}),
+        json!({"run_id": "backfill-20260309-120000-0a1b2c3d", "symbols": ["AAPL"]}),
+    ];
+    for payload in cases {
+        let err = env
+            .select(payload.clone())
+            .await
+            .expect_err(&payload.to_string());
+        assert_eq!(error_type(err), "InvalidInput", "{payload}");
+    }
+    assert_eq!(env.written_rows().await, 0, "bad input must write nothing");
+}
+
+#[tokio::test]
+async fn hourly_yahoo_range_older_than_730_days_names_the_limit() {
+    let env = env(&[]).await;
+    let start = (chrono::Utc::now().date_naive() - chrono::Days::new(800)).to_string();
+    let err = env
+        .select(json!({"symbols": ["AAPL"], "start_date": start, "interval": "1h"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("730"), "{err}");
+    // The same window daily is fine.
+    env.select_ok(json!({"symbols": ["AAPL"], "start_date": start, "interval": "1d"}))
+        .await;
+}
+
+#[tokio::test]
+async fn resume_of_an_unknown_run_is_run_not_found_and_writes_nothing() {
+    let env = env(&[]).await;
+    let err = env
+        .select(json!({"run_id": "backfill-20260309-120000-0a1b2c3d"}))
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(err), "RunNotFound");
+    assert_eq!(env.written_rows().await, 0);
+}
+
+#[tokio::test]
+async fn resume_requeues_only_unfinished_tickers_under_new_batch_numbers() {
+    let env = env_with(
+        market_sim::Knobs {
+            unknown_symbols: ["BAD".to_string()].into(),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let mut payload = explicit(&["AAPL", "BAD", "MSFT"]);
+    payload["batch_size"] = json!(2);
+    let first = env.select_ok(payload).await;
+    env.fetch_ok(&first.run_id, 0).await; // AAPL success, BAD failed; MSFT (batch 1) untouched
+
+    let resumed = env
+        .select_ok(json!({"run_id": first.run_id, "max_concurrency": 2}))
+        .await;
+    assert!(resumed.resumed);
+    assert_eq!(
+        (resumed.requested, resumed.tickers, resumed.skipped),
+        (3, 2, 1)
+    );
+    assert_eq!(
+        resumed.batches.iter().map(|b| b.batch).collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(
+        (resumed.start_date.as_str(), resumed.end_date.as_str()),
+        ("2026-03-09", "2026-03-11")
+    );
+
+    let client = env.client().await;
+    let rows = db::progress::list(&client, &first.run_id).await.unwrap();
+    let view: Vec<(&str, &str, Option<i32>)> = rows
+        .iter()
+        .map(|r| (r.symbol.as_str(), r.status.as_str(), r.batch))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("AAPL", "success", Some(0)),
+            ("BAD", "pending", Some(2)),
+            ("MSFT", "pending", Some(2))
+        ]
+    );
+    let run = db::runs::get(&client, &first.run_id).await.unwrap();
+    assert_eq!((run.executions, run.batch_count, run.skipped), (2, 3, 1));
+}

@@ -1,0 +1,184 @@
+//! Fault and behaviour knobs. Settable at start-up (CLI flags / [`crate::SimConfig`]), over HTTP
+//! (`POST /__admin/knobs`, a partial JSON object merged into the current knobs) and in-process
+//! ([`crate::RunningSim::set_knobs`]).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::generator::canonical_symbol;
+
+/// What a 429 says about when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryAfter {
+    /// `Retry-After: <seconds until the window resets, rounded up>`.
+    #[default]
+    UntilReset,
+    /// No `Retry-After` header.
+    None,
+    /// `Retry-After: <this many seconds>`.
+    Fixed(u64),
+}
+
+/// A fixed-window rate limit, counted per provider (Yahoo and Polygon are separate services with
+/// separate quotas). Only accepted requests count: at most `requests` are answered per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u64,
+    /// Polygon's `Retry-After`. Yahoo never sends one unless `yahoo_retry_after` is set.
+    #[serde(default)]
+    pub retry_after: RetryAfter,
+}
+
+fn default_window_seconds() -> u64 {
+    60
+}
+
+/// Every knob. The JSON form uses these field names; absent fields keep their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Knobs {
+    /// `null` = unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// Make Yahoo's 429 carry the same `Retry-After` as Polygon's (real Yahoo sends none).
+    pub yahoo_retry_after: bool,
+    /// Added to every provider response.
+    pub latency_ms: u64,
+    /// Every n-th provider request (1-based, counted over both providers since start or reset,
+    /// 429s included) is answered with `fail_status`.
+    pub fail_every_nth: Option<u64>,
+    pub fail_status: u16,
+    /// Symbols answered with a 200 whose JSON body is cut in half.
+    pub malformed_symbols: BTreeSet<String>,
+    /// Cut every provider body in half.
+    pub malformed_all: bool,
+    /// Symbols the providers do not know: Yahoo 404, Polygon an empty result.
+    pub unknown_symbols: BTreeSet<String>,
+    /// Symbols whose Yahoo bars have a null element in every `null_every_nth` bar (by the bar's
+    /// calendar ordinal, so the same bars whatever the range).
+    pub null_symbols: BTreeSet<String>,
+    pub null_every_nth: u32,
+    /// Serve this many extra days on each side of the requested range, as providers sometimes
+    /// do; a correct client drops them.
+    pub pad_range_days: u32,
+    /// Caps Polygon's page size (its `limit`), to exercise `next_url` paging.
+    pub polygon_page_size: Option<u32>,
+    /// Polygon's `status` word on success (`OK`, or `DELAYED` as on basic plans).
+    pub polygon_status: String,
+    /// The only `apiKey` Polygon accepts.
+    pub polygon_api_key: String,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            rate_limit: None,
+            yahoo_retry_after: false,
+            latency_ms: 0,
+            fail_every_nth: None,
+            fail_status: 503,
+            malformed_symbols: BTreeSet::new(),
+            malformed_all: false,
+            unknown_symbols: BTreeSet::new(),
+            null_symbols: BTreeSet::new(),
+            null_every_nth: 5,
+            pad_range_days: 0,
+            polygon_page_size: None,
+            polygon_status: "OK".to_string(),
+            polygon_api_key: "test-key".to_string(),
+        }
+    }
+}
+
+fn contains(set: &BTreeSet<String>, symbol: &str) -> bool {
+    let wanted = canonical_symbol(symbol);
+    set.iter().any(|s| canonical_symbol(s) == wanted)
+}
+
+impl Knobs {
+    pub fn is_unknown(&self, symbol: &str) -> bool {
+        contains(&self.unknown_symbols, symbol)
+    }
+
+    pub fn is_malformed(&self, symbol: &str) -> bool {
+        self.malformed_all || contains(&self.malformed_symbols, symbol)
+    }
+
+    /// Which OHLCV element (0 open … 4 volume) of a Yahoo bar is null, if any.
+    pub fn null_element(&self, symbol: &str, ordinal: i64) -> Option<usize> {
+        let n = i64::from(self.null_every_nth.max(1));
+        if !contains(&self.null_symbols, symbol) || ordinal.rem_euclid(n) != 0 {
+            return None;
+        }
+        // Rotate through the five arrays so every one of them gets nulls.
+        usize::try_from((ordinal / n).rem_euclid(5)).ok()
+    }
+
+    /// Merges a partial JSON object into these knobs (top-level fields replace).
+    pub fn merged(&self, patch: &serde_json::Value) -> Result<Knobs, String> {
+        let serde_json::Value::Object(patch) = patch else {
+            return Err("knobs must be a JSON object".to_string());
+        };
+        let mut current = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        if let serde_json::Value::Object(fields) = &mut current {
+            for (k, v) in patch {
+                fields.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::from_value(current).map_err(|e| format!("invalid knobs: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_patch_changes_only_the_fields_it_names() {
+        let knobs = Knobs::default()
+            .merged(&json!({"rate_limit": {"requests": 2, "retry_after": {"fixed": 7}}}))
+            .unwrap();
+        assert_eq!(
+            knobs.rate_limit,
+            Some(RateLimit {
+                requests: 2,
+                window_seconds: 60,
+                retry_after: RetryAfter::Fixed(7)
+            })
+        );
+        assert_eq!(knobs.polygon_api_key, "test-key");
+        assert!(Knobs::default()
+            .merged(&json!({"no_such_knob": 1}))
+            .is_err());
+        assert!(Knobs::default().merged(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn symbol_sets_match_either_class_share_spelling() {
+        let knobs = Knobs {
+            unknown_symbols: ["BRK.B".to_string()].into(),
+            ..Knobs::default()
+        };
+        assert!(knobs.is_unknown("BRK-B"));
+        assert!(knobs.is_unknown("brk.b"));
+        assert!(!knobs.is_unknown("AAPL"));
+    }
+
+    #[test]
+    fn null_elements_hit_every_nth_ordinal_and_rotate_through_the_arrays() {
+        let knobs = Knobs {
+            null_symbols: ["AAPL".to_string()].into(),
+            ..Knobs::default()
+        };
+        let hits: Vec<(i64, usize)> = (0..30)
+            .filter_map(|o| knobs.null_element("AAPL", o).map(|e| (o, e)))
+            .collect();
+        assert_eq!(hits, [(0, 0), (5, 1), (10, 2), (15, 3), (20, 4), (25, 0)]);
+        assert_eq!(knobs.null_element("MSFT", 0), None);
+    }
+}

@@ -1,0 +1,417 @@
+//! Polygon aggregates v2:
+//! `GET /v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}?adjusted&sort&limit&apiKey`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::{json, Value};
+
+use crate::generator::{self, Interval, Provider, SimBar};
+use crate::knobs::Knobs;
+use crate::state::{Admission, SimState};
+use crate::{json_response, truncated};
+
+/// Where `next_url` points, as the real API does: clients must keep only its path and query.
+pub const PUBLIC_BASE_URL: &str = "https://api.polygon.io";
+const DEFAULT_LIMIT: usize = 5000;
+const MAX_LIMIT: usize = 50_000;
+
+fn error(state: &SimState, status: StatusCode, message: &str) -> Response {
+    json_response(
+        status,
+        &json!({"status": "ERROR", "request_id": state.next_request_id(), "error": message}),
+    )
+}
+
+pub async fn aggregates(
+    State(state): State<Arc<SimState>>,
+    Path((ticker, multiplier, timespan, from, to)): Path<(String, String, String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let knobs = state.knobs();
+    let seq = state.next_provider_request();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match params.get("apiKey").map(String::as_str).or(bearer) {
+        None => {
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"status": "NOT_AUTHORIZED", "request_id": state.next_request_id(), "message": "API Key was not provided"}),
+            )
+        }
+        Some(key) if key != knobs.polygon_api_key => {
+            return json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"status": "NOT_AUTHORIZED", "request_id": state.next_request_id(), "message": "Unknown API Key"}),
+            )
+        }
+        Some(_) => {}
+    }
+    if let Admission::Limited { retry_after } = state.admit(Provider::Polygon, &knobs) {
+        let mut response = error(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "You've exceeded the maximum requests per minute, please wait or upgrade your subscription to continue. https://polygon.io/pricing",
+        );
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        return response;
+    }
+    if knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0) {
+        let status =
+            StatusCode::from_u16(knobs.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return error(&state, status, "Internal server error");
+    }
+    let request = match Request::parse(&ticker, &multiplier, &timespan, &from, &to, &params) {
+        Ok(r) => r,
+        Err(message) => return error(&state, StatusCode::BAD_REQUEST, &message),
+    };
+    let body = request.page(&knobs, &state.next_request_id());
+    if knobs.is_malformed(&ticker) {
+        truncated(&body)
+    } else {
+        json_response(StatusCode::OK, &body)
+    }
+}
+
+/// A `from`/`to` path segment: a day in New York time, or epoch milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Day(NaiveDate),
+    Millis(i64),
+}
+
+impl Bound {
+    fn parse(raw: &str) -> Result<Bound, String> {
+        if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            return Ok(Bound::Day(day));
+        }
+        raw.parse::<i64>()
+            .map(Bound::Millis)
+            .map_err(|_| format!("Could not parse the time parameter: '{raw}'. Use YYYY-MM-DD or a millisecond timestamp."))
+    }
+
+    fn segment(&self) -> String {
+        match self {
+            Bound::Day(d) => d.format("%Y-%m-%d").to_string(),
+            Bound::Millis(ms) => ms.to_string(),
+        }
+    }
+
+    /// `from`: first instant included.
+    fn start(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Bound::Day(d) => generator::new_york_midnight(*d),
+            Bound::Millis(ms) => DateTime::from_timestamp_millis(*ms),
+        }
+    }
+
+    /// `to`: first instant excluded (a day is included whole, a millisecond bound inclusively).
+    fn end_exclusive(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Bound::Day(d) => d.succ_opt().and_then(generator::new_york_midnight),
+            Bound::Millis(ms) => DateTime::from_timestamp_millis(ms.saturating_add(1)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug)]
+struct Request {
+    ticker: String,
+    interval: Interval,
+    from: Bound,
+    to: Bound,
+    adjusted: bool,
+    sort: Sort,
+    limit: usize,
+}
+
+/// The cursor is an opaque token holding the query of the first request (hex keeps it URL-safe).
+fn encode_cursor(query: &str) -> String {
+    query.bytes().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn decode_cursor(cursor: &str) -> Option<HashMap<String, String>> {
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    let text = String::from_utf8(bytes).ok()?;
+    Some(
+        text.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+impl Request {
+    fn parse(
+        ticker: &str,
+        multiplier: &str,
+        timespan: &str,
+        from: &str,
+        to: &str,
+        params: &HashMap<String, String>,
+    ) -> Result<Request, String> {
+        if multiplier != "1" {
+            return Err(format!(
+                "multiplier {multiplier} is not supported by market-sim (use 1)"
+            ));
+        }
+        let interval = match timespan {
+            "hour" => Interval::Hour,
+            "day" => Interval::Day,
+            other => {
+                return Err(format!(
+                    "timespan {other} is not supported by market-sim (use hour or day)"
+                ))
+            }
+        };
+        // A cursor carries the first request's options; explicit parameters are ignored then.
+        let mut options = params.clone();
+        if let Some(cursor) = params.get("cursor") {
+            options = decode_cursor(cursor).ok_or_else(|| "Invalid cursor".to_string())?;
+        }
+        let adjusted = options.get("adjusted").is_none_or(|v| v != "false");
+        let sort = match options.get("sort").map(String::as_str) {
+            None | Some("asc") => Sort::Asc,
+            Some("desc") => Sort::Desc,
+            Some(other) => return Err(format!("sort {other} is not one of asc, desc")),
+        };
+        let limit = match options.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse::<usize>()
+                .map_err(|_| format!("limit {raw} is not a number"))?
+                .clamp(1, MAX_LIMIT),
+        };
+        Ok(Request {
+            ticker: ticker.to_string(),
+            interval,
+            from: Bound::parse(from)?,
+            to: Bound::parse(to)?,
+            adjusted,
+            sort,
+            limit,
+        })
+    }
+
+    fn bars(&self, knobs: &Knobs) -> Vec<SimBar> {
+        // Polygon answers an unknown ticker exactly like an empty range.
+        if knobs.is_unknown(&self.ticker) {
+            return Vec::new();
+        }
+        let (Some(from), Some(to)) = (self.from.start(), self.to.end_exclusive()) else {
+            return Vec::new();
+        };
+        let pad = Duration::days(i64::from(knobs.pad_range_days));
+        let mut bars = generator::bars(
+            Provider::Polygon,
+            &self.ticker,
+            self.interval,
+            from - pad,
+            to + pad,
+        );
+        if self.sort == Sort::Desc {
+            bars.reverse();
+        }
+        bars
+    }
+
+    fn next_url(&self, next: &SimBar) -> String {
+        let next_ms = Bound::Millis(next.ts.timestamp_millis());
+        let (from, to) = match self.sort {
+            Sort::Asc => (next_ms, self.to),
+            Sort::Desc => (self.from, next_ms),
+        };
+        let timespan = match self.interval {
+            Interval::Hour => "hour",
+            Interval::Day => "day",
+        };
+        let sort = match self.sort {
+            Sort::Asc => "asc",
+            Sort::Desc => "desc",
+        };
+        let cursor = encode_cursor(&format!(
+            "adjusted={}&limit={}&sort={sort}",
+            self.adjusted, self.limit
+        ));
+        // Like the real API: the public host, and no apiKey.
+        format!(
+            "{PUBLIC_BASE_URL}/v2/aggs/ticker/{}/range/1/{timespan}/{}/{}?cursor={cursor}",
+            self.ticker,
+            from.segment(),
+            to.segment()
+        )
+    }
+
+    fn page(&self, knobs: &Knobs, request_id: &str) -> Value {
+        let bars = self.bars(knobs);
+        let page_size = knobs
+            .polygon_page_size
+            .map_or(self.limit, |cap| self.limit.min(cap.max(1) as usize));
+        let page = &bars[..bars.len().min(page_size)];
+        let mut body = json!({
+            "ticker": self.ticker,
+            "queryCount": page.len(),
+            "resultsCount": page.len(),
+            "adjusted": self.adjusted,
+            "status": knobs.polygon_status,
+            "request_id": request_id,
+            "count": page.len(),
+        });
+        let Value::Object(fields) = &mut body else {
+            return body;
+        };
+        if !page.is_empty() {
+            let results: Vec<Value> = page
+                .iter()
+                .map(|b| {
+                    json!({
+                        // Polygon sends volume as a JSON float (adjusted volumes can be fractional).
+                        "v": b.volume as f64,
+                        "vw": b.vwap,
+                        "o": b.open,
+                        "c": b.close,
+                        "h": b.high,
+                        "l": b.low,
+                        "t": b.ts.timestamp_millis(),
+                        "n": b.transactions,
+                    })
+                })
+                .collect();
+            fields.insert("results".into(), Value::Array(results));
+        }
+        if let Some(next) = bars.get(page.len()) {
+            fields.insert("next_url".into(), Value::String(self.next_url(next)));
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(from: &str, to: &str, extra: &[(&str, &str)]) -> Request {
+        let params: HashMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Request::parse("AAPL", "1", "hour", from, to, &params).unwrap()
+    }
+
+    fn query_of(url: &str) -> HashMap<String, String> {
+        let query = url.split_once('?').unwrap().1;
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn days_are_new_york_days_and_milliseconds_are_inclusive() {
+        let knobs = Knobs::default();
+        let by_day = request("2026-03-10", "2026-03-10", &[]).bars(&knobs);
+        assert_eq!(by_day.len(), 16);
+        let first = by_day[0].ts.timestamp_millis();
+        let last = by_day[15].ts.timestamp_millis();
+        let by_ms = request(&first.to_string(), &last.to_string(), &[]).bars(&knobs);
+        assert_eq!(by_ms, by_day);
+        let one_short = request(&first.to_string(), &(last - 1).to_string(), &[]).bars(&knobs);
+        assert_eq!(one_short.len(), 15);
+    }
+
+    #[test]
+    fn pages_chain_through_next_url_on_the_public_host_without_the_key() {
+        let knobs = Knobs {
+            polygon_page_size: Some(20),
+            ..Knobs::default()
+        };
+        let mut req = request(
+            "2026-03-09",
+            "2026-03-11",
+            &[("limit", "50000"), ("apiKey", "test-key")],
+        );
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            let body = req.page(&knobs, "id");
+            for r in body["results"].as_array().unwrap() {
+                seen.push(r["t"].as_i64().unwrap());
+            }
+            let Some(next) = body.get("next_url").and_then(Value::as_str) else {
+                break;
+            };
+            assert!(
+                next.starts_with("https://api.polygon.io/v2/aggs/ticker/AAPL/range/1/hour/"),
+                "{next}"
+            );
+            assert!(!next.contains("apiKey"), "{next}");
+            let path = next.split_once('?').unwrap().0;
+            let segments: Vec<&str> = path.rsplitn(3, '/').collect();
+            let params = query_of(next);
+            req = Request::parse("AAPL", "1", "hour", segments[1], segments[0], &params).unwrap();
+        }
+        assert_eq!(pages, 3);
+        let all: Vec<i64> = request("2026-03-09", "2026-03-11", &[])
+            .bars(&Knobs::default())
+            .iter()
+            .map(|b| b.ts.timestamp_millis())
+            .collect();
+        assert_eq!(seen, all);
+        assert_eq!(seen.len(), 48);
+    }
+
+    #[test]
+    fn an_empty_range_has_no_results_key() {
+        let body = request("2026-03-07", "2026-03-08", &[]).page(&Knobs::default(), "id");
+        assert!(body.get("results").is_none());
+        assert_eq!(body["resultsCount"], json!(0));
+        assert_eq!(body["status"], json!("OK"));
+    }
+
+    #[test]
+    fn unknown_tickers_look_like_an_empty_range() {
+        let knobs = Knobs {
+            unknown_symbols: ["AAPL".to_string()].into(),
+            ..Knobs::default()
+        };
+        let body = request("2026-03-09", "2026-03-11", &[]).page(&knobs, "id");
+        assert!(body.get("results").is_none());
+        assert_eq!(body["status"], json!("OK"));
+    }
+
+    #[test]
+    fn volume_is_a_json_float() {
+        let body = request("2026-03-09", "2026-03-09", &[]).page(&Knobs::default(), "id");
+        assert!(body["results"][0]["v"].is_f64());
+    }
+}

@@ -134,9 +134,11 @@ async fn database_from_an_rds_shaped_secret_is_read_once_per_process() {
         .send()
         .await
         .unwrap();
-    app.db()
+    let again = app
+        .db()
         .await
         .expect("the cached pool needs no second secret read");
+    again.query_one("SELECT 1", &[]).await.unwrap();
 }
 
 #[tokio::test]
@@ -150,7 +152,8 @@ async fn database_from_a_url_secret() {
     )
     .await;
     let app = app(&[("DATABASE_SECRET_ARN", arn)], &moto);
-    app.db().await.expect("connects through the url secret");
+    let client = app.db().await.expect("connects through the url secret");
+    client.query_one("SELECT 1", &[]).await.unwrap();
 }
 
 #[tokio::test]

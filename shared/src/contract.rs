@@ -68,6 +68,10 @@ pub struct SelectTickersOutput {
     pub interval: Interval,
     pub provider: ProviderKind,
     pub batch_size: i64,
+    /// For the state machine's Map: how many batches run at once.
+    pub max_concurrency: i64,
+    /// For the state machine: rate-limit waits per batch before it is left for a later resume.
+    pub max_rate_limit_rounds: i64,
 }
 
 /// `fetch-batch` input (a Map item).
@@ -108,9 +112,32 @@ pub struct FetchBatchOutput {
 }
 
 /// `finalize-run` input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinalizeRunInput {
     pub run_id: RunId,
+    /// What the state machine's Map reported: an array of [`BatchOutcome`], or, when the Map
+    /// state itself failed, the error object it caught. Absent when invoked by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_results: Option<serde_json::Value>,
+}
+
+/// One Map iteration's ending, as the state machine reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    pub batch: i32,
+    /// `done`, `rate_limit_rounds_exhausted` or `failed`.
+    pub outcome: String,
+    /// The error name the state machine caught, for `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A batch that ended with an error after the state machine's retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedBatch {
+    pub batch: i32,
+    pub error_name: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +199,8 @@ pub struct FinalizeRunOutput {
     pub records_updated: i64,
     /// Failed and rate-limited tickers with their reasons, at most [`FinalizeRunOutput::MAX_ERRORS`].
     pub errors: Vec<TickerError>,
+    /// Batches that ended with an error (their unfinished tickers stay claimable for a resume).
+    pub failed_batches: Vec<FailedBatch>,
     pub start_date: String,
     pub end_date: String,
     pub interval: Interval,

@@ -71,3 +71,70 @@ pub async fn record_invocation(
         .await?;
     Ok(row.try_get(0)?)
 }
+
+/// Best-effort note of the error an invocation raised, so that a stuck batch can be explained.
+pub async fn record_error(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: i32,
+    error_name: &str,
+    message: &str,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "UPDATE backfill_batch
+                SET invocations = invocations + 1, last_status = 'error',
+                    last_error_name = $3, last_error_message = $4, updated_at = now()
+              WHERE run_id = $1 AND batch = $2",
+            &[&run_id.as_str(), &batch, &error_name, &message],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks batches the state machine gave up on after its retries.
+pub async fn mark_failed(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    failed: &[(i32, Option<String>)],
+) -> Result<(), BackfillError> {
+    let batches: Vec<i32> = failed.iter().map(|(b, _)| *b).collect();
+    let names: Vec<Option<String>> = failed.iter().map(|(_, n)| n.clone()).collect();
+    client
+        .execute(
+            "UPDATE backfill_batch b
+                SET last_status = 'failed',
+                    last_error_name = COALESCE(f.name, b.last_error_name),
+                    updated_at = now()
+               FROM UNNEST($2::int[], $3::text[]) AS f(batch, name)
+              WHERE b.run_id = $1 AND b.batch = f.batch",
+            &[&run_id.as_str(), &batches, &names],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Batches of the run marked `failed`, by number.
+pub async fn failed(
+    client: &impl GenericClient,
+    run_id: &RunId,
+) -> Result<Vec<crate::contract::FailedBatch>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT batch, last_error_name, last_error_message
+               FROM backfill_batch
+              WHERE run_id = $1 AND last_status = 'failed'
+           ORDER BY batch",
+            &[&run_id.as_str()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(crate::contract::FailedBatch {
+                batch: r.try_get("batch")?,
+                error_name: r.try_get("last_error_name")?,
+                message: r.try_get("last_error_message")?,
+            })
+        })
+        .collect()
+}

@@ -6,8 +6,14 @@ use tokio_postgres::Client;
 use crate::error::BackfillError;
 
 /// `(version, name, sql)` in application order.
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "schema", include_str!("migrations/V1__schema.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "schema", include_str!("migrations/V1__schema.sql")),
+    (
+        2,
+        "batch_errors",
+        include_str!("migrations/V2__batch_errors.sql"),
+    ),
+];
 
 /// An arbitrary constant shared by every process that migrates this database.
 const MIGRATION_LOCK_KEY: i64 = 0x7072_6963_6562_6b66;

@@ -43,7 +43,34 @@ impl App {
         let input: FetchBatchInput = parse_event(event.payload)?;
         let stop_at = stop_time(event.context.deadline, self.config());
         let span = tracing::info_span!("fetch_batch", run_id = %input.run_id, batch = input.batch);
-        self.fetch(input, stop_at).instrument(span).await
+        let (run_id, batch) = (input.run_id.clone(), input.batch);
+        let result = self.fetch(input, stop_at).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            self.note_batch_error(&run_id, batch, e)
+                .instrument(span)
+                .await;
+        }
+        result
+    }
+
+    /// Leaves the error on the batch's row for `backfill status`; best effort, since the
+    /// database itself may be what failed.
+    async fn note_batch_error(&self, run_id: &crate::model::RunId, batch: i32, e: &BackfillError) {
+        if matches!(
+            e,
+            BackfillError::InvalidInput(_) | BackfillError::RunNotFound(_)
+        ) {
+            return;
+        }
+        tracing::error!(error_name = e.name(), error = %e, "fetch-batch failed");
+        let noted = async {
+            let client = self.db().await?;
+            batches::record_error(&**client, run_id, batch, e.name(), &e.to_string()).await
+        }
+        .await;
+        if let Err(db) = noted {
+            warn!(error = %db, "could not record the batch error");
+        }
     }
 
     /// Works on the batch until it is drained, rate limited, or `stop_at` is near.

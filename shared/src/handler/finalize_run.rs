@@ -4,8 +4,8 @@ use lambda_runtime::LambdaEvent;
 use tracing::{info, Instrument};
 
 use super::App;
-use crate::contract::{parse_event, FinalizeRunInput, FinalizeRunOutput, RunStatus};
-use crate::db::{progress, runs};
+use crate::contract::{parse_event, BatchOutcome, FinalizeRunInput, FinalizeRunOutput, RunStatus};
+use crate::db::{batches, progress, runs};
 use crate::error::BackfillError;
 
 impl App {
@@ -25,6 +25,11 @@ impl App {
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
         let run = runs::get_for_update(&*tx, &input.run_id).await?;
+        let failed = failed_batches(input.batch_results.as_ref());
+        if !failed.is_empty() {
+            batches::mark_failed(&*tx, &run.run_id, &failed).await?;
+        }
+        let failed_batches = batches::failed(&*tx, &run.run_id).await?;
         let counts = progress::counts(&*tx, &run.run_id, None).await?;
         let status = if counts.unfinished() > 0 {
             RunStatus::Incomplete
@@ -47,6 +52,7 @@ impl App {
             records_inserted: counts.records_inserted,
             records_updated: counts.records_updated,
             errors,
+            failed_batches,
             start_date: run.range.start().to_string(),
             end_date: run.range.end().to_string(),
             interval: run.interval,
@@ -66,8 +72,23 @@ impl App {
             pending = summary.pending,
             records_inserted = summary.records_inserted,
             records_updated = summary.records_updated,
+            failed_batches = summary.failed_batches.len(),
             "run finalized"
         );
         Ok(summary)
     }
+}
+
+/// The batches the state machine reports as failed. A Map that failed as a whole reports an error
+/// object instead of outcomes: its batches' tickers simply stay unfinished, which the counts show.
+fn failed_batches(results: Option<&serde_json::Value>) -> Vec<(i32, Option<String>)> {
+    let Some(serde_json::Value::Array(items)) = results else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| serde_json::from_value::<BatchOutcome>(item.clone()).ok())
+        .filter(|o| o.outcome == "failed")
+        .map(|o| (o.batch, o.error))
+        .collect()
 }

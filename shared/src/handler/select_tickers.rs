@@ -15,6 +15,45 @@ pub const DEFAULT_MIN_ARTICLES: i64 = 10;
 pub const DEFAULT_BATCH_SIZE: i64 = 50;
 pub const MAX_BATCH_SIZE: i64 = 1000;
 pub const MAX_EXPLICIT_SYMBOLS: usize = 10_000;
+/// Keeps the batch list (and the Map's results) far below Step Functions' 256 KiB payload cap:
+/// about 70 bytes per descriptor and 60 per result.
+pub const MAX_BATCHES: i32 = 1000;
+pub const DEFAULT_MAX_CONCURRENCY: i64 = 4;
+pub const MAX_MAX_CONCURRENCY: i64 = 1000;
+pub const DEFAULT_MAX_RATE_LIMIT_ROUNDS: i64 = 50;
+/// About 11 history events per rate-limit round keeps one batch's execution below the 25,000
+/// events quota even at this bound.
+pub const MAX_MAX_RATE_LIMIT_ROUNDS: i64 = 1000;
+
+/// The state machine's own knobs, validated here so that bad values fail before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionParams {
+    pub max_concurrency: i64,
+    pub max_rate_limit_rounds: i64,
+}
+
+impl ExecutionParams {
+    pub fn parse(input: &SelectTickersInput) -> Result<Self, BackfillError> {
+        let max_concurrency = input.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        if !(1..=MAX_MAX_CONCURRENCY).contains(&max_concurrency) {
+            return Err(BackfillError::InvalidInput(format!(
+                "max_concurrency {max_concurrency} must be between 1 and {MAX_MAX_CONCURRENCY}"
+            )));
+        }
+        let max_rate_limit_rounds = input
+            .max_rate_limit_rounds
+            .unwrap_or(DEFAULT_MAX_RATE_LIMIT_ROUNDS);
+        if !(0..=MAX_MAX_RATE_LIMIT_ROUNDS).contains(&max_rate_limit_rounds) {
+            return Err(BackfillError::InvalidInput(format!(
+                "max_rate_limit_rounds {max_rate_limit_rounds} must be between 0 and {MAX_MAX_RATE_LIMIT_ROUNDS}"
+            )));
+        }
+        Ok(Self {
+            max_concurrency,
+            max_rate_limit_rounds,
+        })
+    }
+}
 
 /// A new run's request after validation: nothing here can be wrong any more.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +175,7 @@ impl App {
         input: SelectTickersInput,
     ) -> Result<SelectTickersOutput, BackfillError> {
         let request = RunRequest::parse(&input, self.config(), Utc::now().date_naive())?;
+        let params = ExecutionParams::parse(&input)?;
         self.provider(request.provider)
             .await?
             .check_range(&request.range, request.interval)?;
@@ -143,6 +183,15 @@ impl App {
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
         let symbols = selection::resolve(&*tx, &request.selection).await?;
+        // Checked before anything is written: the transaction has only read so far.
+        let needed = symbols.len().div_ceil(request.batch_size.max(1) as usize);
+        if needed > MAX_BATCHES as usize {
+            return Err(BackfillError::InvalidInput(format!(
+                "{} tickers in batches of {} make {needed} batches; at most {MAX_BATCHES} per run: raise batch_size",
+                symbols.len(),
+                request.batch_size
+            )));
+        }
         runs::insert(
             &*tx,
             &runs::NewRun {
@@ -187,6 +236,8 @@ impl App {
             interval: request.interval,
             provider: request.provider,
             batch_size: i64::from(request.batch_size),
+            max_concurrency: params.max_concurrency,
+            max_rate_limit_rounds: params.max_rate_limit_rounds,
         })
     }
 
@@ -216,6 +267,7 @@ impl App {
             )));
         }
         let reprocess = input.reprocess.unwrap_or(Reprocess::Incomplete);
+        let params = ExecutionParams::parse(&input)?;
 
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
@@ -263,6 +315,8 @@ impl App {
             interval: run.interval,
             provider: run.provider,
             batch_size: i64::from(run.batch_size),
+            max_concurrency: params.max_concurrency,
+            max_rate_limit_rounds: params.max_rate_limit_rounds,
         })
     }
 }

@@ -66,6 +66,7 @@ async fn failed_tickers_make_the_run_completed_with_failures_and_are_listed() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            batch_results: None,
         })
         .await
         .unwrap();
@@ -92,6 +93,7 @@ async fn rate_limited_tickers_leave_the_run_incomplete_for_a_later_resume() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            batch_results: None,
         })
         .await
         .unwrap();
@@ -110,6 +112,7 @@ async fn rate_limited_tickers_leave_the_run_incomplete_for_a_later_resume() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            batch_results: None,
         })
         .await
         .unwrap();
@@ -139,6 +142,7 @@ async fn errors_are_capped_at_one_hundred() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            batch_results: None,
         })
         .await
         .unwrap();
@@ -164,4 +168,49 @@ async fn finalize_bad_input_is_named() {
         .unwrap_err();
     assert_eq!(error_type(err), "RunNotFound");
     assert_eq!(env.written_rows().await, 0);
+}
+
+#[tokio::test]
+async fn batches_the_state_machine_reports_failed_are_recorded_and_listed() {
+    let env = env(&[]).await;
+    let mut payload = explicit(&["AAPL", "MSFT"]);
+    payload["batch_size"] = json!(1);
+    let run = env.select_ok(payload).await;
+    env.fetch_ok(&run.run_id, 0).await;
+
+    let out = env
+        .app
+        .finalize_run(event(json!({
+            "run_id": run.run_id,
+            "batch_results": [
+                {"batch": 0, "outcome": "done"},
+                {"batch": 1, "outcome": "failed", "error": "ProviderRejected"}
+            ]
+        })))
+        .await
+        .unwrap();
+
+    assert_eq!(out.status, RunStatus::Incomplete, "MSFT is still pending");
+    assert_eq!(out.failed_batches.len(), 1);
+    assert_eq!(out.failed_batches[0].batch, 1);
+    assert_eq!(
+        out.failed_batches[0].error_name.as_deref(),
+        Some("ProviderRejected")
+    );
+}
+
+#[tokio::test]
+async fn a_map_failure_object_instead_of_outcomes_is_tolerated() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    let out = env
+        .app
+        .finalize_run(event(json!({
+            "run_id": run.run_id,
+            "batch_results": {"Error": "States.DataLimitExceeded", "Cause": "too big"}
+        })))
+        .await
+        .unwrap();
+    assert_eq!((out.status, out.pending), (RunStatus::Incomplete, 1));
+    assert!(out.failed_batches.is_empty());
 }

@@ -161,6 +161,10 @@ async fn every_bad_input_is_invalid_input_and_writes_nothing() {
         json!({"symbols": ["AAPL"], "lookback_days": -1}),
         json!({"symbols": ["AAPL"], "interval": "1h", "provider": "yahoo", "start_date": too_old}),
         json!({"symbols": ["AAPL"], "reprocess": "some"}),
+        json!({"symbols": ["AAPL"], "max_concurrency": 0}),
+        json!({"symbols": ["AAPL"], "max_rate_limit_rounds": -1}),
+        json!({"symbols": ["AAPL"], "max_rate_limit_rounds": 5000}),
+        json!({"run_id": "backfill-20260309-120000-0a1b2c3d", "max_concurrency": 0}),
         json!({"run_id": "backfill-42"}),
         json!({"run_id": "backfill-20260309-120000-0a1b2c3d", "symbols": ["AAPL"]}),
     ];
@@ -247,4 +251,31 @@ async fn resume_requeues_only_unfinished_tickers_under_new_batch_numbers() {
     );
     let run = db::runs::get(&client, &first.run_id).await.unwrap();
     assert_eq!((run.executions, run.batch_count, run.skipped), (2, 3, 1));
+}
+
+#[tokio::test]
+async fn execution_knobs_are_validated_and_echoed_for_the_state_machine() {
+    let env = env(&[]).await;
+    let out = env.select_ok(explicit(&["AAPL"])).await;
+    assert_eq!((out.max_concurrency, out.max_rate_limit_rounds), (4, 50));
+    let mut payload = explicit(&["AAPL"]);
+    payload["max_concurrency"] = json!(8);
+    payload["max_rate_limit_rounds"] = json!(3);
+    let out = env.select_ok(payload).await;
+    assert_eq!((out.max_concurrency, out.max_rate_limit_rounds), (8, 3));
+}
+
+#[tokio::test]
+async fn more_batches_than_the_payload_budget_allows_is_invalid_input_and_writes_nothing() {
+    let env = env(&[]).await;
+    let many: Vec<String> = (0..1001).map(|i| format!("T{i:04}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let mut payload = explicit(&refs);
+    payload["batch_size"] = json!(1);
+    let err = env.select(payload.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("batch_size"), "{err}");
+    assert_eq!(error_type(err), "InvalidInput");
+    assert_eq!(env.written_rows().await, 0);
+    payload["batch_size"] = json!(2);
+    assert_eq!(env.select_ok(payload).await.batches.len(), 501);
 }

@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-# shellcheck source=../../scripts/lib.sh
+# shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 export PATH="$ROOT/.venv/bin:$PATH"
 
@@ -100,7 +100,7 @@ EXPECTED=$(( $(truth_count AAPL) + $(truth_count MSFT) ))
 step "fetch-batch (first run writes the ground truth)"
 FETCHED=$(invoke fetch-batch --data-ascii "{\"run_id\":\"$RUN_ID\",\"batch\":0}")
 echo "$FETCHED"
-[ "$(json_get '["status"]' <<<"$FETCHED")" = done ] || fail "expected status done"
+[ "$(json_get '["status"]' <<<"$FETCHED")" = "done" ] || fail "expected status done"
 [ "$(json_get '["records_inserted"]' <<<"$FETCHED")" = "$EXPECTED" ] \
     || fail "inserted $(json_get '["records_inserted"]' <<<"$FETCHED") rows, ground truth has $EXPECTED"
 
@@ -131,7 +131,7 @@ done
 step "fetch-batch again (idempotent: inserts 0, updates 0)"
 AGAIN=$(invoke fetch-batch --data-ascii "{\"run_id\":\"$RUN_ID\",\"batch\":0}")
 echo "$AGAIN"
-[ "$(json_get '["status"]' <<<"$AGAIN")" = done ] || fail "expected status done"
+[ "$(json_get '["status"]' <<<"$AGAIN")" = "done" ] || fail "expected status done"
 # The batch is done, so nothing is refetched; reprocess=all refetches and must write nothing new.
 RESUMED=$(invoke select-tickers --data-ascii "{\"run_id\":\"$RUN_ID\",\"reprocess\":\"all\"}")
 BATCH=$(json_get '["batches"][0]["batch"]' <<<"$RESUMED")

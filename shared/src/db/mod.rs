@@ -15,7 +15,10 @@ use crate::error::BackfillError;
 /// A lazily connecting pool: nothing is dialled until the first `get()`, which keeps the Lambda
 /// init phase short. Connections are verified on recycle because a thawed environment may hold
 /// sockets the server closed long ago.
-pub fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, BackfillError> {
+pub fn pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, BackfillError> {
+    // Bars are stamped in UTC; an existing database may still have `timestamp without time zone`
+    // columns, which the server converts with the session time zone.
+    config.options("-c TimeZone=UTC");
     let manager = Manager::from_config(
         config,
         NoTls,

@@ -1,0 +1,74 @@
+# price-backfill developer entry points. `make` (or `make help`) lists them.
+#
+# Tools: the Rust toolchain is assumed; everything else comes from scripts/ensure-tools
+# (.venv/ with cargo-lambda and moto, the PostgreSQL server binaries, shellcheck, node_modules/).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# The project's Python tools (cargo-lambda, moto_server) come first on PATH.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+# Where `make db-up` keeps its throwaway cluster's state (the env file, the cluster's location).
+PG_STATE := .local/pg
+# lambda-build architecture: x86_64 (default) or arm64.
+ARCH ?= x86_64
+# cargo lambda watch's address.
+WATCH_ADDRESS ?= 127.0.0.1
+WATCH_PORT ?= 9000
+
+# The packages that are Lambda functions (lambda-build packages only these).
+FUNCTIONS := select-tickers fetch-batch finalize-run
+
+SMOKE := tests/smoke/lambda-smoke.sh
+# Shell scripts that `make lint` runs shellcheck on (add tests/smoke/*.sh once it is clean).
+SHELL_SCRIPTS := scripts/ensure-tools scripts/pg-up scripts/pg-down scripts/lib.sh .ci/run tests/smoke/lambda-smoke.sh
+
+.PHONY: help tools lint test migrate-up watch lambda-build db-up db-down clean-local
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+	@echo "  (ARCH=arm64 for lambda-build; DATABASE_URL for migrate-up and watch)"
+
+tools: ## Install what is missing: .venv (cargo-lambda, moto), PostgreSQL server, shellcheck
+	scripts/ensure-tools
+
+lint: tools ## rustfmt check, clippy with warnings denied, shellcheck
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	shellcheck -x $(SHELL_SCRIPTS)
+
+# Tests start their own throwaway PostgreSQL (or use TEST_DATABASE_URL / DATABASE_URL).
+test: tools lint ## lint, then every unit and integration test, then the Lambda smoke test
+	cargo test --workspace
+	if [ -x $(SMOKE) ]; then $(SMOKE); else echo "skipping the smoke test: no $(SMOKE)"; fi
+
+migrate-up: ## Apply the migrations to DATABASE_URL (idempotent)
+	@[ -n "$${DATABASE_URL:-}" ] || { echo "DATABASE_URL is not set (make db-up prints one)" >&2; exit 1; }
+	cargo run -q -p shared --bin migrate
+
+watch: tools ## Serve every function with cargo lambda watch on 127.0.0.1:9000 (env passed through)
+	cargo lambda watch --invoke-address $(WATCH_ADDRESS) --invoke-port $(WATCH_PORT)
+
+# Stale bootstraps of another architecture stay in target/lambda: start clean.
+lambda-build: tools ## Release build of the functions into target/lambda/<name>/bootstrap (ARCH=x86_64|arm64)
+	rm -rf target/lambda
+ifeq ($(ARCH),x86_64)
+	cargo lambda build --release --compiler cargo $(addprefix -p ,$(FUNCTIONS))
+else ifeq ($(ARCH),arm64)
+	cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
+else
+	$(error ARCH must be x86_64 or arm64, not $(ARCH))
+endif
+
+db-up: ## Start a throwaway PostgreSQL (state in .local/pg) and print its DATABASE_URL
+	@scripts/pg-up $(PG_STATE)
+	@echo "# then: source $(PG_STATE)/env" >&2
+
+db-down: ## Stop the throwaway PostgreSQL and remove it
+	scripts/pg-down $(PG_STATE)
+
+clean-local: db-down ## db-down, then remove .venv, node_modules, .local and target/lambda
+	rm -rf .venv node_modules .local target/lambda

@@ -16,6 +16,10 @@ pub struct SelectTickersInput {
     /// Resume this run with its stored parameters; every other selection field must then be absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<RunId>,
+    /// The id to give a new run (the CLI chooses it to name the execution after it); a fresh id
+    /// is generated when absent. Must not exist yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_run_id: Option<RunId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbols: Option<Vec<Symbol>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -182,3 +182,13 @@ pub async fn recent(
         .map(from_row)
         .collect()
 }
+
+pub async fn exists(client: &impl GenericClient, run_id: &RunId) -> Result<bool, BackfillError> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM backfill_run WHERE run_id = $1",
+            &[&run_id.as_str()],
+        )
+        .await?
+        .is_some())
+}

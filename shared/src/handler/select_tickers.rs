@@ -162,7 +162,7 @@ impl App {
                 self.resume(run_id, input).instrument(span).await
             }
             None => {
-                let run_id = RunId::new_now();
+                let run_id = input.new_run_id.clone().unwrap_or_else(RunId::new_now);
                 let span = tracing::info_span!("select_tickers", run_id = %run_id, resume = false);
                 self.start(run_id, input).instrument(span).await
             }
@@ -182,6 +182,11 @@ impl App {
 
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
+        if input.new_run_id.is_some() && runs::exists(&*tx, &run_id).await? {
+            return Err(BackfillError::InvalidInput(format!(
+                "new_run_id {run_id} already exists: resume it with run_id instead"
+            )));
+        }
         let symbols = selection::resolve(&*tx, &request.selection).await?;
         // Checked before anything is written: the transaction has only read so far.
         let needed = symbols.len().div_ceil(request.batch_size.max(1) as usize);
@@ -247,6 +252,7 @@ impl App {
         input: SelectTickersInput,
     ) -> Result<SelectTickersOutput, BackfillError> {
         let conflicting: Vec<&str> = [
+            ("new_run_id", input.new_run_id.is_some()),
             ("symbols", input.symbols.is_some()),
             ("top_n", input.top_n.is_some()),
             ("min_articles", input.min_articles.is_some()),

@@ -279,3 +279,23 @@ async fn more_batches_than_the_payload_budget_allows_is_invalid_input_and_writes
     payload["batch_size"] = json!(2);
     assert_eq!(env.select_ok(payload).await.batches.len(), 501);
 }
+
+#[tokio::test]
+async fn a_caller_chosen_run_id_names_the_new_run_once() {
+    let env = env(&[]).await;
+    let id = "backfill-20260309-120000-0a1b2c3d";
+    let mut payload = explicit(&["AAPL"]);
+    payload["new_run_id"] = json!(id);
+    let out = env.select_ok(payload.clone()).await;
+    assert_eq!(out.run_id.as_str(), id);
+    let before = env.written_rows().await;
+    let err = env.select(payload).await.unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(error_type(err), "InvalidInput");
+    assert_eq!(env.written_rows().await, before);
+    let err = env
+        .select(json!({"run_id": id, "new_run_id": id}))
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(err), "InvalidInput");
+}

@@ -108,6 +108,25 @@ pub async fn claim_next(
     }))
 }
 
+/// Unfinished tickers of the batch that this invocation has not tried: when `claim_next` finds
+/// none of them, another transaction holds them.
+pub async fn held_elsewhere(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: i32,
+    tried: &[String],
+) -> Result<i64, BackfillError> {
+    let row = client
+        .query_one(
+            "SELECT COUNT(*) FROM backfill_progress
+              WHERE run_id = $1 AND batch = $2 AND status IN ('pending', 'rate_limited')
+                AND NOT (symbol = ANY($3))",
+            &[&run_id.as_str(), &batch, &tried],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// What one successful fetch of a ticker wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TickerOutcome {

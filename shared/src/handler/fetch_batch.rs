@@ -18,6 +18,9 @@ use crate::error::BackfillError;
 use crate::model::TickerStatus;
 use crate::provider::{PriceProvider, ProviderError};
 
+/// How often to look again when the batch's remaining tickers are held by another invocation.
+const LOCK_POLL: Duration = Duration::from_secs(1);
+
 /// Why the ticker loop ended.
 enum Stop {
     /// Nothing claimable is left (done, or the rest is held by a concurrent invocation).
@@ -105,6 +108,15 @@ impl App {
             let mut client = self.db().await?;
             let tx = client.transaction().await?;
             let Some(claim) = progress::claim_next(&*tx, &run_id, batch, &tried).await? else {
+                drop(tx);
+                // Tickers held by another invocation (a retry that overlapped a slow attempt):
+                // wait for them here rather than have the state machine spin on `partial`.
+                if progress::held_elsewhere(&**client, &run_id, batch, &tried).await? > 0
+                    && tokio::time::Instant::now() + LOCK_POLL < stop_at
+                {
+                    tokio::time::sleep(LOCK_POLL).await;
+                    continue;
+                }
                 break Stop::Drained;
             };
             tried.push(claim.symbol.to_string());

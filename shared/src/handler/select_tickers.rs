@@ -183,8 +183,21 @@ impl App {
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
         if input.new_run_id.is_some() && runs::exists(&*tx, &run_id).await? {
+            // The state machine retries this task after a timeout even when the first attempt
+            // committed: the same request for the same id gets the same plan back.
+            let existing = runs::get(&*tx, &run_id).await?;
+            if existing.executions == 1
+                && existing.range == request.range
+                && existing.interval == request.interval
+                && existing.provider == request.provider
+                && existing.selection == request.selection
+                && existing.batch_size == request.batch_size
+            {
+                info!("run already created by an earlier attempt; returning its plan");
+                return Ok(plan_output(&existing, params, false));
+            }
             return Err(BackfillError::InvalidInput(format!(
-                "new_run_id {run_id} already exists: resume it with run_id instead"
+                "new_run_id {run_id} already exists with other parameters: resume it with run_id instead"
             )));
         }
         let symbols = selection::resolve(&*tx, &request.selection).await?;
@@ -324,5 +337,34 @@ impl App {
             max_concurrency: params.max_concurrency,
             max_rate_limit_rounds: params.max_rate_limit_rounds,
         })
+    }
+}
+
+/// The output for a run's whole current plan, from its stored row.
+fn plan_output(
+    run: &runs::RunRecord,
+    params: ExecutionParams,
+    resumed: bool,
+) -> SelectTickersOutput {
+    let first = if resumed { run.batch_count } else { 0 };
+    SelectTickersOutput {
+        run_id: run.run_id.clone(),
+        batches: (first..run.batch_count)
+            .map(|batch| BatchRef {
+                run_id: run.run_id.clone(),
+                batch,
+            })
+            .collect(),
+        tickers: i64::from(run.requested - run.skipped),
+        requested: i64::from(run.requested),
+        skipped: i64::from(run.skipped),
+        resumed,
+        start_date: run.range.start().to_string(),
+        end_date: run.range.end().to_string(),
+        interval: run.interval,
+        provider: run.provider,
+        batch_size: i64::from(run.batch_size),
+        max_concurrency: params.max_concurrency,
+        max_rate_limit_rounds: params.max_rate_limit_rounds,
     }
 }

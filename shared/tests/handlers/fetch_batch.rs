@@ -537,3 +537,39 @@ async fn fetch_batch_bad_input_is_named_and_writes_nothing() {
     );
     assert_eq!(env.written_rows().await, before);
 }
+
+#[tokio::test]
+async fn tickers_held_by_another_invocation_are_waited_for_not_refetched() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    let mut holder = env.client().await;
+    let tx = holder.transaction().await.unwrap();
+    let claim = db::progress::claim_next(&tx, &run.run_id, 0, &[])
+        .await
+        .unwrap();
+    assert!(claim.is_some());
+
+    // The only ticker is held for the whole (short) budget: nothing is fetched, `partial` says
+    // "call again", and the holder's work is not duplicated.
+    let stop_at = tokio::time::Instant::now() + std::time::Duration::from_millis(2500);
+    let out = env
+        .app
+        .fetch(
+            FetchBatchInput {
+                run_id: run.run_id.clone(),
+                batch: 0,
+            },
+            stop_at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.status, out.attempted, out.pending),
+        (BatchStatus::Partial, 0, 1)
+    );
+    assert_eq!(env.yahoo_requests("AAPL"), 0);
+
+    tx.rollback().await.unwrap();
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!((out.status, out.attempted), (BatchStatus::Done, 1));
+}

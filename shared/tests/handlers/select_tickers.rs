@@ -281,7 +281,7 @@ async fn more_batches_than_the_payload_budget_allows_is_invalid_input_and_writes
 }
 
 #[tokio::test]
-async fn a_caller_chosen_run_id_names_the_new_run_once() {
+async fn a_caller_chosen_run_id_names_the_new_run_and_a_retry_is_idempotent() {
     let env = env(&[]).await;
     let id = "backfill-20260309-120000-0a1b2c3d";
     let mut payload = explicit(&["AAPL"]);
@@ -289,6 +289,11 @@ async fn a_caller_chosen_run_id_names_the_new_run_once() {
     let out = env.select_ok(payload.clone()).await;
     assert_eq!(out.run_id.as_str(), id);
     let before = env.written_rows().await;
+    // A retry of the same request (the state machine retries after timeouts) gets the same plan.
+    let again = env.select_ok(payload.clone()).await;
+    assert_eq!(again.batches, out.batches);
+    assert_eq!(env.written_rows().await, before);
+    payload["end_date"] = json!("2026-03-10");
     let err = env.select(payload).await.unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
     assert_eq!(error_type(err), "InvalidInput");

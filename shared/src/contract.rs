@@ -26,6 +26,10 @@ pub struct SelectTickersInput {
     pub top_n: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_articles: Option<i64>,
+    /// Count only mentions recorded in the last N days (`article_ticker.created_at`), for
+    /// `top_n` and `min_articles` selections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mentions_within_days: Option<i64>,
     /// `YYYY-MM-DD`, inclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,

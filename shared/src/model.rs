@@ -331,10 +331,21 @@ impl FromStr for Reprocess {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Selection {
-    /// The original semantics: tickers with at least `min_articles` mentions (all time), by symbol.
-    MinArticles { min_articles: i64 },
-    /// The `n` most-mentioned tickers (with at least `min_articles` mentions), ties broken by symbol.
-    TopN { n: i64, min_articles: i64 },
+    /// The original semantics: tickers with at least `min_articles` mentions, by symbol.
+    /// Mentions count all time unless `within_days` limits them to the last N days.
+    MinArticles {
+        min_articles: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within_days: Option<i64>,
+    },
+    /// The `n` most-mentioned tickers (with at least `min_articles` mentions), ties broken by
+    /// symbol; the original's test mode is `n = 5, within_days = 7`.
+    TopN {
+        n: i64,
+        min_articles: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within_days: Option<i64>,
+    },
     /// Exactly these symbols.
     Explicit { symbols: Vec<Symbol> },
 }

@@ -5,20 +5,24 @@ use tokio_postgres::GenericClient;
 use crate::error::BackfillError;
 use crate::model::{Selection, Symbol};
 
-/// Tickers with at least `$1` mentions (all time), joined to `ticker`, by symbol: the original job's query.
+/// Tickers with at least `$1` mentions, joined to `ticker`, by symbol: the original job's query.
+/// `$2` (days, or NULL for all time) limits the mentions counted to recent ones.
 pub const MIN_ARTICLES_SQL: &str = "
     SELECT t.symbol
       FROM ticker t
       JOIN article_ticker at ON at.ticker = t.symbol
+     WHERE $2::int IS NULL OR at.created_at >= now() - make_interval(days => $2::int)
   GROUP BY t.symbol
     HAVING COUNT(*) >= $1
   ORDER BY t.symbol";
 
-/// The `$1` most-mentioned tickers with at least `$2` mentions, ties broken by symbol.
+/// The `$1` most-mentioned tickers with at least `$2` mentions (within `$3` days, or all time
+/// when NULL), ties broken by symbol.
 pub const TOP_N_SQL: &str = "
     SELECT t.symbol
       FROM ticker t
       JOIN article_ticker at ON at.ticker = t.symbol
+     WHERE $3::int IS NULL OR at.created_at >= now() - make_interval(days => $3::int)
   GROUP BY t.symbol
     HAVING COUNT(*) >= $2
   ORDER BY COUNT(*) DESC, t.symbol
@@ -36,10 +40,23 @@ pub async fn resolve(
             out.dedup();
             return Ok(out);
         }
-        Selection::MinArticles { min_articles } => {
-            client.query(MIN_ARTICLES_SQL, &[min_articles]).await?
+        Selection::MinArticles {
+            min_articles,
+            within_days,
+        } => {
+            let days = within_days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
+            client
+                .query(MIN_ARTICLES_SQL, &[min_articles, &days])
+                .await?
         }
-        Selection::TopN { n, min_articles } => client.query(TOP_N_SQL, &[n, min_articles]).await?,
+        Selection::TopN {
+            n,
+            min_articles,
+            within_days,
+        } => {
+            let days = within_days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
+            client.query(TOP_N_SQL, &[n, min_articles, &days]).await?
+        }
     };
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {

@@ -108,6 +108,20 @@ impl RunRequest {
                 "min_articles {min_articles} must be at least 1"
             )));
         }
+        let within_days = match input.mentions_within_days {
+            Some(days) if !(1..=36_500).contains(&days) => {
+                return Err(invalid(format!(
+                    "mentions_within_days {days} must be between 1 and 36500"
+                )))
+            }
+            other => other,
+        };
+        if within_days.is_some() && input.symbols.is_some() {
+            return Err(invalid(
+                "mentions_within_days selects by mentions; it cannot be combined with symbols"
+                    .into(),
+            ));
+        }
         let selection = match (&input.symbols, input.top_n) {
             (Some(_), Some(_)) => return Err(invalid("give symbols or top_n, not both".into())),
             (Some(symbols), None) => {
@@ -129,9 +143,13 @@ impl RunRequest {
                 n,
                 // top_n ranks every mentioned ticker unless a threshold is asked for explicitly.
                 min_articles: input.min_articles.unwrap_or(1),
+                within_days,
             },
             (None, Some(n)) => return Err(invalid(format!("top_n {n} must be at least 1"))),
-            (None, None) => Selection::MinArticles { min_articles },
+            (None, None) => Selection::MinArticles {
+                min_articles,
+                within_days,
+            },
         };
         Ok(Self {
             range,
@@ -269,6 +287,7 @@ impl App {
             ("symbols", input.symbols.is_some()),
             ("top_n", input.top_n.is_some()),
             ("min_articles", input.min_articles.is_some()),
+            ("mentions_within_days", input.mentions_within_days.is_some()),
             ("start_date", input.start_date.is_some()),
             ("end_date", input.end_date.is_some()),
             ("lookback_days", input.lookback_days.is_some()),

@@ -27,7 +27,13 @@ async fn min_articles_keeps_the_original_threshold_semantics() {
     );
     let client = env.client().await;
     let run = db::runs::get(&client, &out.run_id).await.unwrap();
-    assert_eq!(run.selection, Selection::MinArticles { min_articles: 10 });
+    assert_eq!(
+        run.selection,
+        Selection::MinArticles {
+            min_articles: 10,
+            within_days: None
+        }
+    );
 
     let lower = env
         .select_ok(json!({"min_articles": 9, "start_date": "2026-03-09"}))
@@ -162,6 +168,8 @@ async fn every_bad_input_is_invalid_input_and_writes_nothing() {
         json!({"symbols": ["AAPL"], "interval": "1h", "provider": "yahoo", "start_date": too_old}),
         json!({"symbols": ["AAPL"], "reprocess": "some"}),
         json!({"symbols": ["AAPL"], "max_concurrency": 0}),
+        json!({"top_n": 5, "mentions_within_days": 0}),
+        json!({"symbols": ["AAPL"], "mentions_within_days": 7}),
         json!({"symbols": ["AAPL"], "max_rate_limit_rounds": -1}),
         json!({"symbols": ["AAPL"], "max_rate_limit_rounds": 5000}),
         json!({"run_id": "backfill-20260309-120000-0a1b2c3d", "max_concurrency": 0}),
@@ -303,4 +311,46 @@ async fn a_caller_chosen_run_id_names_the_new_run_and_a_retry_is_idempotent() {
         .await
         .unwrap_err();
     assert_eq!(error_type(err), "InvalidInput");
+}
+
+#[tokio::test]
+async fn mentions_within_days_counts_only_recent_mentions_like_the_original_test_mode() {
+    let env = env(&[]).await;
+    env.seed_mentions(&[("OLD", 9), ("NEW", 3), ("MID", 2)])
+        .await;
+    let client = env.client().await;
+    // OLD's mentions are a month old; NEW and MID were mentioned this week.
+    client
+        .execute(
+            "UPDATE article_ticker SET created_at = now() - interval '30 days' WHERE ticker = 'OLD'",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let all_time = env
+        .select_ok(json!({"top_n": 2, "start_date": "2026-03-09"}))
+        .await;
+    let recent = env
+        .select_ok(json!({"top_n": 2, "mentions_within_days": 7, "start_date": "2026-03-09"}))
+        .await;
+
+    let names = |v: Vec<(String, String)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(
+        names(env.progress_status(&all_time.run_id).await),
+        ["NEW", "OLD"]
+    );
+    assert_eq!(
+        names(env.progress_status(&recent.run_id).await),
+        ["MID", "NEW"]
+    );
+    let run = db::runs::get(&client, &recent.run_id).await.unwrap();
+    assert_eq!(
+        run.selection,
+        Selection::TopN {
+            n: 2,
+            min_articles: 1,
+            within_days: Some(7)
+        }
+    );
 }

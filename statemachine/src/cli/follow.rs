@@ -1,0 +1,321 @@
+//! `--wait`: follows an execution until it ends (DescribeExecution + SQL about once a second),
+//! with a progress bar on a terminal and plain lines otherwise, then prints the summary and
+//! decides the exit code.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::contract::{FinalizeRunOutput, RunStatus};
+use shared::db::progress::{self, StatusCounts};
+use shared::model::RunId;
+use tokio_postgres::Client;
+
+use super::{render, status};
+use crate::error::{exit, CliError};
+use crate::executions::{ExecutionInfo, ExecutionStatus, Executions};
+use crate::store::{self, DatabaseSetting};
+
+const POLL: Duration = Duration::from_secs(1);
+/// Without a terminal, a progress line at most this often (and whenever the execution's status changes).
+const LINE_EVERY: Duration = Duration::from_secs(10);
+
+/// A database connection for the progress counts, when one is configured; following works
+/// without it (the execution's status and output only).
+pub async fn optional_db() -> Option<Client> {
+    let Some(setting) = DatabaseSetting::from_env() else {
+        eprintln!(
+            "note: DATABASE_URL is not set: following the execution without ticker counts \
+             (`backfill status RUN_ID` shows them once the database is reachable)"
+        );
+        return None;
+    };
+    match store::connect(&setting).await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            eprintln!("warning: following without ticker counts: {e}");
+            None
+        }
+    }
+}
+
+/// What the database says about the run right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Snapshot {
+    counts: StatusCounts,
+    waiting_batches: i64,
+}
+
+async fn snapshot(client: &Client, run_id: &RunId) -> Result<Snapshot, CliError> {
+    Ok(Snapshot {
+        counts: progress::counts(client, run_id, None).await?,
+        waiting_batches: store::waiting_batches(client, run_id).await?,
+    })
+}
+
+enum View {
+    /// A terminal: a spinner until the run's tickers are known, then a bar over them.
+    Bar { bar: ProgressBar, counting: bool },
+    /// No terminal (CI, a pipe): a line when something changed, at most every [`LINE_EVERY`].
+    Lines { last: Option<(Instant, String)> },
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .progress_chars("=> ")
+}
+
+impl View {
+    fn new() -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(style("{spinner} [{elapsed_precise}] {msg}"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            View::Bar {
+                bar,
+                counting: false,
+            }
+        } else {
+            View::Lines { last: None }
+        }
+    }
+
+    fn update(&mut self, info: &ExecutionInfo, snap: Option<&Snapshot>, started: Instant) {
+        let message = describe(info.status, snap);
+        match self {
+            View::Bar { bar, counting } => {
+                if let Some(s) = snap.filter(|s| s.counts.total() > 0) {
+                    if !*counting {
+                        bar.set_style(style(
+                            "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} tickers done  {msg}",
+                        ));
+                        *counting = true;
+                    }
+                    bar.set_length(s.counts.total() as u64);
+                    bar.set_position((s.counts.success + s.counts.failed).max(0) as u64);
+                }
+                bar.set_message(message);
+            }
+            View::Lines { last } => {
+                let line = match snap {
+                    Some(s) => format!(
+                        "{}/{} tickers done  {message}",
+                        s.counts.success + s.counts.failed,
+                        s.counts.total()
+                    ),
+                    None => message,
+                };
+                let due = match last {
+                    None => true,
+                    Some((at, previous)) => {
+                        at.elapsed() >= LINE_EVERY && *previous != line
+                            || !previous.contains(info.status.as_str())
+                    }
+                };
+                if due {
+                    eprintln!(
+                        "[{}] {line}",
+                        render::duration(started.elapsed().as_secs_f64())
+                    );
+                    *last = Some((Instant::now(), line));
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let View::Bar { bar, .. } = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn describe(status: ExecutionStatus, snap: Option<&Snapshot>) -> String {
+    let Some(s) = snap else {
+        return status.as_str().to_string();
+    };
+    let c = &s.counts;
+    let mut msg = format!(
+        "{} · rows {} inserted, {} updated",
+        status.as_str(),
+        c.records_inserted,
+        c.records_updated
+    );
+    if c.failed > 0 {
+        let _ = write!(msg, " · {} failed", c.failed);
+    }
+    if c.rate_limited > 0 || s.waiting_batches > 0 {
+        let _ = write!(
+            msg,
+            " · waiting out rate limits: {} tickers, {} batches",
+            c.rate_limited, s.waiting_batches
+        );
+    }
+    msg
+}
+
+/// Follows `execution_arn` until it ends; returns the exit code (0 only when the run finished
+/// with every ticker `success`).
+pub async fn follow(
+    executions: &impl Executions,
+    execution_arn: &str,
+    run_id: &RunId,
+    db: Option<&Client>,
+) -> Result<u8, CliError> {
+    let started = Instant::now();
+    let mut view = View::new();
+    let mut last_snapshot = None;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    let info = loop {
+        let info = executions.describe_execution(execution_arn).await?;
+        if let Some(client) = db {
+            // A hiccup in the counts must not stop the follow; the last counts stay on screen.
+            if let Ok(snap) = snapshot(client, run_id).await {
+                last_snapshot = Some(snap);
+            }
+        }
+        view.update(&info, last_snapshot.as_ref(), started);
+        if info.status.is_terminal() {
+            break info;
+        }
+        tokio::select! {
+            _ = &mut interrupt => {
+                view.finish();
+                eprintln!(
+                    "stopped following; the execution goes on. Check it with: backfill status {run_id}"
+                );
+                return Ok(exit::INTERRUPTED);
+            }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    };
+    view.finish();
+    let elapsed = match (info.started_at, info.stopped_at) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => started.elapsed().as_secs_f64(),
+    };
+    Ok(report_end(&info, elapsed, run_id, db).await)
+}
+
+/// Prints how the execution ended and returns the exit code.
+async fn report_end(
+    info: &ExecutionInfo,
+    elapsed_seconds: f64,
+    run_id: &RunId,
+    db: Option<&Client>,
+) -> u8 {
+    println!(
+        "execution {} after {}",
+        info.status.as_str(),
+        render::duration(elapsed_seconds)
+    );
+    if info.status == ExecutionStatus::Succeeded {
+        let output = info.output.as_deref().unwrap_or("null");
+        match serde_json::from_str::<FinalizeRunOutput>(output) {
+            Ok(summary) => {
+                print!("{}", render_summary(&summary));
+                return if summary.status == RunStatus::Succeeded && summary.failed == 0 {
+                    exit::OK
+                } else {
+                    exit::FAILURE
+                };
+            }
+            Err(e) => {
+                println!("the execution's output is not a finalize-run summary ({e}):\n{output}");
+            }
+        }
+    } else {
+        println!("error: {}", info.error.as_deref().unwrap_or("-"));
+        println!("cause: {}", info.cause.as_deref().unwrap_or("-"));
+    }
+    if let Some(client) = db {
+        match status::load_report(client, run_id).await {
+            Ok(report) => print!("{}", status::render_report(&report)),
+            Err(CliError::RunNotFound(_)) => {
+                println!("run {run_id} was not created: nothing was written")
+            }
+            Err(e) => eprintln!("warning: cannot read the run from the database: {e}"),
+        }
+    }
+    exit::FAILURE
+}
+
+/// The finalize-run output (the execution's output) as text.
+pub fn render_summary(s: &FinalizeRunOutput) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run {}  {}", s.run_id, s.status.as_str());
+    out.push_str(&render::fields(&[
+        (
+            "window",
+            format!(
+                "{} .. {}, interval {}, provider {}",
+                s.start_date, s.end_date, s.interval, s.provider
+            ),
+        ),
+        (
+            "tickers",
+            format!(
+                "{} requested: {} success, {} failed, {} rate_limited, {} pending ({} already done before this execution)",
+                s.requested, s.success, s.failed, s.rate_limited, s.pending, s.skipped
+            ),
+        ),
+        (
+            "rows",
+            format!("{} inserted, {} updated", s.records_inserted, s.records_updated),
+        ),
+    ]));
+    if !s.errors.is_empty() {
+        let _ = writeln!(out, "problems ({}):", s.errors.len());
+        for e in &s.errors {
+            let _ = writeln!(
+                out,
+                "  {}  {}  {}  {}",
+                e.symbol,
+                e.status,
+                e.error_name.as_deref().unwrap_or("-"),
+                render::one_line(e.message.as_deref().unwrap_or(""), 100)
+            );
+        }
+    }
+    for b in &s.failed_batches {
+        let _ = writeln!(
+            out,
+            "failed batch {}: {} {}",
+            b.batch,
+            b.error_name.as_deref().unwrap_or("-"),
+            render::one_line(b.message.as_deref().unwrap_or(""), 100)
+        );
+    }
+    if s.pending + s.rate_limited > 0 {
+        let _ = writeln!(out, "resume it with: backfill resume {}", s.run_id);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_the_waits() {
+        let snap = Snapshot {
+            counts: StatusCounts {
+                pending: 3,
+                success: 5,
+                failed: 1,
+                rate_limited: 2,
+                records_inserted: 120,
+                records_updated: 4,
+            },
+            waiting_batches: 1,
+        };
+        assert_eq!(
+            describe(ExecutionStatus::Running, Some(&snap)),
+            "RUNNING · rows 120 inserted, 4 updated · 1 failed · waiting out rate limits: 2 tickers, 1 batches"
+        );
+        assert_eq!(describe(ExecutionStatus::Running, None), "RUNNING");
+    }
+}

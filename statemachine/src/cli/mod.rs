@@ -1,0 +1,231 @@
+//! The `backfill` command line: flags (clap), dispatch, exit codes.
+//!
+//! Output goes to stdout (run ids, reports, JSON); progress, hints and errors go to stderr.
+
+mod follow;
+mod migrate;
+mod plan;
+mod render;
+mod request;
+mod resume;
+mod start;
+mod status;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{exit, CliError};
+use crate::executions::SfnExecutions;
+
+pub use request::{execution_name_for_resume, new_run_input, resume_input, validate_new_run};
+
+/// Backfill historical stock bars into PostgreSQL through the price-backfill state machine.
+///
+/// Talks to Step Functions through the standard AWS environment (AWS_REGION, credentials,
+/// AWS_ENDPOINT_URL for the local stack) and to the database through DATABASE_URL (or
+/// DATABASE_SECRET_ARN). Exit codes: 0 success; 1 the run finished with failed tickers, is
+/// incomplete or its execution failed, or AWS / the database is unreachable; 2 bad input,
+/// unknown run or missing configuration (nothing started); 130 interrupted while following.
+#[derive(Debug, Parser)]
+#[command(name = "backfill", version)]
+pub struct Cli {
+    /// The state machine to start executions of (start, resume).
+    #[arg(long, env = "STATE_MACHINE_ARN", global = true, value_name = "ARN")]
+    pub state_machine_arn: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a new run: validate the request locally, then start an execution named after the run id.
+    Start(StartArgs),
+    /// Start a new execution of an existing run, with its stored parameters.
+    Resume(ResumeArgs),
+    /// Show one run in detail, or the recent runs (SQL only; works without AWS).
+    Status(StatusArgs),
+    /// Show what a run would do (tickers, batches, provider calls, duration); writes nothing.
+    Plan(PlanArgs),
+    /// Apply the database migrations (idempotent).
+    Migrate,
+    /// Check that every `success` ticker of a run has bars stored in the run's window.
+    Verify(VerifyArgs),
+}
+
+/// Which tickers and which bars: the new-run fields of the execution input.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectionArgs {
+    /// Explicit symbols, comma-separated (e.g. AAPL,BRK.B).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub symbols: Option<Vec<String>>,
+    /// The N most-mentioned tickers (ties broken by symbol).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub top_n: Option<i64>,
+    /// Tickers with at least N article mentions [default: 10; with --top-n: 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub min_articles: Option<i64>,
+    /// With --top-n or --min-articles: count only mentions of the last N days.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub mentions_within_days: Option<i64>,
+    /// First day, YYYY-MM-DD, inclusive [default: BACKFILL_START_DATE of the functions].
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub start_date: Option<String>,
+    /// Last day, YYYY-MM-DD, inclusive [default: today, UTC].
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub end_date: Option<String>,
+    /// Instead of --start-date: start = end - N days.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub lookback_days: Option<i64>,
+    /// Bar size: 1h or 1d [default: 1h].
+    #[arg(long, value_name = "1h|1d")]
+    pub interval: Option<String>,
+    /// Tickers per batch, 1-1000 [default: 50].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub batch_size: Option<i64>,
+    /// Price provider: yahoo or polygon [default: PRICE_PROVIDER of the functions].
+    #[arg(long, value_name = "P")]
+    pub provider: Option<String>,
+}
+
+/// The state machine's own knobs.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExecutionArgs {
+    /// Batches fetched at once, 1-1000 [default: 4].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_concurrency: Option<i64>,
+    /// Rate-limit waits per batch before its tickers are left for a resume, 0-1000 [default: 50].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_rate_limit_rounds: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+    /// Follow the execution with a progress bar until it ends, then print the summary.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to resume (backfill-YYYYMMDD-HHMMSS-xxxxxxxx).
+    pub run_id: String,
+    /// incomplete (every ticker not yet success) or all [default: incomplete].
+    #[arg(long, value_name = "incomplete|all")]
+    pub reprocess: Option<String>,
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+    /// Follow the execution with a progress bar until it ends, then print the summary.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One run in detail; without it, the recent runs.
+    pub run_id: Option<String>,
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How many recent runs to list.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub run_id: String,
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The binary's entry point: parses the flags, runs the command, maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version exit 0, usage errors 2.
+        Err(e) => e.exit(),
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs one parsed command; `Ok` carries the exit code of a command that did its work.
+pub async fn run(cli: Cli) -> Result<u8, CliError> {
+    let arn = cli.state_machine_arn;
+    match cli.command {
+        Command::Start(args) => {
+            // Validation comes first: bad input never needs AWS.
+            let prepared = start::prepare(&args)?;
+            let arn = require_arn(arn)?;
+            let executions = SfnExecutions::from_env().await?;
+            start::run(&executions, &arn, prepared, args.wait).await
+        }
+        Command::Resume(args) => {
+            let prepared = resume::prepare(&args)?;
+            let arn = require_arn(arn)?;
+            let db = resume::check_run(&prepared).await?;
+            let executions = SfnExecutions::from_env().await?;
+            resume::run(&executions, &arn, prepared, db, args.wait).await
+        }
+        Command::Status(args) => status::run(&args).await,
+        Command::Plan(args) => plan::run(&args).await,
+        Command::Migrate => migrate::run().await,
+        Command::Verify(args) => verify::run(&args).await,
+    }
+}
+
+fn require_arn(arn: Option<String>) -> Result<String, CliError> {
+    arn.map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .ok_or_else(CliError::state_machine_not_configured)
+}
+
+/// Warnings from the shared code (e.g. a malformed symbol skipped by the selection) on stderr;
+/// the AWS SDK's own chatter (credential and region probing) stays quiet. `RUST_LOG` overrides.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("error,shared=warn,statemachine=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,308 @@
+//! Flags → execution input, validated locally with the very rules select-tickers applies
+//! (`RunRequest::parse`, `ExecutionParams::parse`), so that bad input fails before any AWS call.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use shared::config::Config;
+use shared::contract::SelectTickersInput;
+use shared::handler::select_tickers::{ExecutionParams, RunRequest, MAX_BATCHES};
+use shared::model::{Interval, ProviderKind, Reprocess, RunId, Selection, Symbol};
+use shared::provider::yahoo::check_hourly_history;
+
+use super::{ExecutionArgs, SelectionArgs};
+use crate::error::CliError;
+use crate::executions::MAX_EXECUTION_NAME;
+
+/// The environment variables whose defaults the functions apply and the CLI mirrors.
+const DEFAULT_KEYS: [&str; 5] = [
+    "BACKFILL_START_DATE",
+    "PRICE_PROVIDER",
+    "PROVIDER_REQUESTS_PER_MINUTE",
+    "FETCH_BUDGET_SECONDS",
+    "DEADLINE_MARGIN_SECONDS",
+];
+
+/// The functions' defaults as this process sees them (start date, provider, pacing). Built
+/// without a database: only the keys above are read, so nothing else in the environment (a
+/// missing DATABASE_URL, a provider URL) can fail a local validation.
+pub fn defaults_from_env() -> Result<Config, CliError> {
+    defaults_from(|k| std::env::var(k).ok())
+}
+
+pub fn defaults_from(get: impl Fn(&str) -> Option<String>) -> Result<Config, CliError> {
+    Config::from_lookup(|k| match k {
+        // Config insists on a database source; this placeholder is never connected to.
+        "DATABASE_URL" => Some("postgres://validation-only/none".into()),
+        k if DEFAULT_KEYS.contains(&k) => get(k),
+        _ => None,
+    })
+    .map_err(|e| CliError::Configuration(e.to_string()))
+}
+
+/// Whether this process knows which provider the functions would use for `input`: the request
+/// names one, or `PRICE_PROVIDER` is set here. Otherwise the functions' own default decides, and
+/// provider-specific checks are left to select-tickers.
+pub fn provider_is_known(input: &SelectTickersInput) -> bool {
+    input.provider.is_some() || std::env::var("PRICE_PROVIDER").is_ok_and(|v| !v.trim().is_empty())
+}
+
+fn parse_knobs(input: &mut SelectTickersInput, exec: &ExecutionArgs) {
+    input.max_concurrency = exec.max_concurrency;
+    input.max_rate_limit_rounds = exec.max_rate_limit_rounds;
+}
+
+/// The execution input of a new run named `run_id`; absent flags stay absent (the functions
+/// apply their defaults).
+pub fn new_run_input(
+    sel: &SelectionArgs,
+    exec: &ExecutionArgs,
+    run_id: RunId,
+) -> Result<SelectTickersInput, CliError> {
+    let symbols = sel
+        .symbols
+        .as_ref()
+        .map(|list| {
+            list.iter()
+                .map(|s| Symbol::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let interval = sel
+        .interval
+        .as_deref()
+        .map(str::parse::<Interval>)
+        .transpose()?;
+    let provider = sel
+        .provider
+        .as_deref()
+        .map(str::parse::<ProviderKind>)
+        .transpose()?;
+    let mut input = SelectTickersInput {
+        new_run_id: Some(run_id),
+        symbols,
+        top_n: sel.top_n,
+        min_articles: sel.min_articles,
+        mentions_within_days: sel.mentions_within_days,
+        start_date: sel.start_date.clone(),
+        end_date: sel.end_date.clone(),
+        lookback_days: sel.lookback_days,
+        interval,
+        batch_size: sel.batch_size,
+        provider,
+        ..SelectTickersInput::default()
+    };
+    parse_knobs(&mut input, exec);
+    Ok(input)
+}
+
+/// A new run's request as select-tickers would see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRun {
+    pub request: RunRequest,
+    pub params: ExecutionParams,
+}
+
+/// select-tickers' checks that need no database: the request, the state machine's knobs, the
+/// provider's range (when the provider is known here) and, for an explicit list, the batch cap.
+pub fn validate_new_run(
+    input: &SelectTickersInput,
+    defaults: &Config,
+    provider_known: bool,
+    today: NaiveDate,
+) -> Result<ValidRun, CliError> {
+    let request = RunRequest::parse(input, defaults, today)?;
+    let params = ExecutionParams::parse(input)?;
+    if provider_known && request.provider == ProviderKind::Yahoo {
+        check_hourly_history(&request.range, request.interval, today)?;
+    }
+    if let Selection::Explicit { symbols } = &request.selection {
+        let batches = symbols.len().div_ceil(request.batch_size.max(1) as usize);
+        if batches > MAX_BATCHES as usize {
+            return Err(CliError::InvalidInput(format!(
+                "{} symbols in batches of {} make {batches} batches; at most {MAX_BATCHES} per run: raise --batch-size",
+                symbols.len(),
+                request.batch_size
+            )));
+        }
+    }
+    Ok(ValidRun { request, params })
+}
+
+/// The execution input of a resume, validated.
+pub fn resume_input(
+    run_id: RunId,
+    reprocess: Option<&str>,
+    exec: &ExecutionArgs,
+) -> Result<SelectTickersInput, CliError> {
+    let reprocess = reprocess.map(str::parse::<Reprocess>).transpose()?;
+    let mut input = SelectTickersInput {
+        run_id: Some(run_id),
+        reprocess,
+        ..SelectTickersInput::default()
+    };
+    parse_knobs(&mut input, exec);
+    ExecutionParams::parse(&input)?;
+    Ok(input)
+}
+
+/// `<run_id>-resume-<UTC yyyymmddHHMMSS>`: unique per second, within Step Functions' 80 characters.
+pub fn execution_name_for_resume(run_id: &RunId, now: DateTime<Utc>) -> String {
+    let name = format!("{run_id}-resume-{}", now.format("%Y%m%d%H%M%S"));
+    debug_assert!(name.len() <= MAX_EXECUTION_NAME);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 12).unwrap()
+    }
+
+    fn defaults() -> Config {
+        defaults_from(|_| None).unwrap()
+    }
+
+    fn run_id() -> RunId {
+        RunId::parse("backfill-20260312-101500-0a1b2c3d").unwrap()
+    }
+
+    fn input(sel: SelectionArgs) -> Result<SelectTickersInput, CliError> {
+        new_run_input(&sel, &ExecutionArgs::default(), run_id())
+    }
+
+    #[test]
+    fn absent_flags_stay_absent_in_the_input() {
+        let i = input(SelectionArgs::default()).unwrap();
+        let json = serde_json::to_value(&i).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"new_run_id": "backfill-20260312-101500-0a1b2c3d"})
+        );
+    }
+
+    #[test]
+    fn symbols_are_parsed_and_upper_cased() {
+        let i = input(SelectionArgs {
+            symbols: Some(vec!["aapl".into(), " brk.b".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        let names: Vec<String> = i.symbols.unwrap().iter().map(|s| s.to_string()).collect();
+        assert_eq!(names, ["AAPL", "BRK.B"]);
+    }
+
+    #[test]
+    fn malformed_values_are_invalid_input() {
+        for sel in [
+            SelectionArgs {
+                symbols: Some(vec!["A/B".into()]),
+                ..Default::default()
+            },
+            SelectionArgs {
+                interval: Some("2h".into()),
+                ..Default::default()
+            },
+            SelectionArgs {
+                provider: Some("alpaca".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(input(sel), Err(CliError::InvalidInput(_))));
+        }
+    }
+
+    #[test]
+    fn validation_uses_select_tickers_rules() {
+        let bad = [
+            SelectionArgs {
+                start_date: Some("2026-03-10".into()),
+                end_date: Some("2026-03-09".into()),
+                ..Default::default()
+            },
+            SelectionArgs {
+                end_date: Some("2026-03-13".into()),
+                ..Default::default()
+            },
+            SelectionArgs {
+                start_date: Some("2026-02-30".into()),
+                ..Default::default()
+            },
+            SelectionArgs {
+                batch_size: Some(0),
+                ..Default::default()
+            },
+            SelectionArgs {
+                symbols: Some(vec!["AAPL".into()]),
+                top_n: Some(3),
+                ..Default::default()
+            },
+        ];
+        for sel in bad {
+            let i = input(sel.clone()).unwrap();
+            let err = validate_new_run(&i, &defaults(), true, today()).unwrap_err();
+            assert!(matches!(err, CliError::InvalidInput(_)), "{sel:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn yahoo_hourly_range_is_checked_only_when_the_provider_is_known() {
+        let i = input(SelectionArgs {
+            start_date: Some("2020-01-01".into()),
+            end_date: Some("2026-03-01".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(validate_new_run(&i, &defaults(), true, today()).is_err());
+        assert!(validate_new_run(&i, &defaults(), false, today()).is_ok());
+    }
+
+    #[test]
+    fn explicit_lists_are_held_to_the_batch_cap() {
+        let symbols: Vec<String> = (0..1001).map(|n| format!("T{n}")).collect();
+        let i = input(SelectionArgs {
+            symbols: Some(symbols),
+            batch_size: Some(1),
+            start_date: Some("2026-03-01".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let err = validate_new_run(&i, &defaults(), true, today()).unwrap_err();
+        assert!(err.to_string().contains("--batch-size"), "{err}");
+    }
+
+    #[test]
+    fn knobs_are_validated_for_resumes() {
+        let exec = ExecutionArgs {
+            max_concurrency: Some(0),
+            max_rate_limit_rounds: None,
+        };
+        assert!(resume_input(run_id(), None, &exec).is_err());
+        assert!(resume_input(run_id(), Some("some"), &ExecutionArgs::default()).is_err());
+        let ok = resume_input(run_id(), Some("all"), &ExecutionArgs::default()).unwrap();
+        assert_eq!(
+            serde_json::to_value(ok).unwrap(),
+            serde_json::json!({"run_id": "backfill-20260312-101500-0a1b2c3d", "reprocess": "all"})
+        );
+    }
+
+    #[test]
+    fn resume_execution_names_fit_step_functions() {
+        let now = DateTime::parse_from_rfc3339("2026-03-12T10:20:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let name = execution_name_for_resume(&run_id(), now);
+        assert_eq!(
+            name,
+            "backfill-20260312-101500-0a1b2c3d-resume-20260312102030"
+        );
+        assert!(name.len() <= MAX_EXECUTION_NAME);
+    }
+
+    #[test]
+    fn bad_defaults_in_the_environment_are_configuration_errors() {
+        let err =
+            defaults_from(|k| (k == "BACKFILL_START_DATE").then(|| "soon".into())).unwrap_err();
+        assert!(matches!(err, CliError::Configuration(_)));
+    }
+}

@@ -1,0 +1,323 @@
+//! `backfill status [RUN_ID] [--json]`: SQL only, so it works without AWS.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use shared::contract::TickerError;
+use shared::db::{progress, runs};
+use shared::model::{Interval, ProviderKind, RunId, Selection};
+use tokio_postgres::GenericClient;
+
+use super::{render, StatusArgs};
+use crate::error::{exit, CliError};
+use crate::store::{self, BatchProblem};
+
+/// Problems listed per category in the text report (JSON lists them all).
+const TEXT_LIST_LIMIT: usize = 20;
+/// Enough for any run (select-tickers caps explicit lists at 10,000 symbols).
+const ALL_PROBLEMS: i64 = 1_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TickerCounts {
+    /// Tickers in the run's plan.
+    pub requested: i64,
+    pub success: i64,
+    pub failed: i64,
+    pub rate_limited: i64,
+    pub pending: i64,
+    /// Tickers already `success` when the latest execution (a resume) started.
+    pub skipped: i64,
+}
+
+/// One run in detail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    /// `running`, `succeeded`, `completed_with_failures` or `incomplete`.
+    pub status: String,
+    pub start_date: NaiveDate,
+    pub end_date: NaiveDate,
+    pub days: i64,
+    pub interval: Interval,
+    pub provider: ProviderKind,
+    pub selection: Selection,
+    pub batch_size: i32,
+    /// Batch numbers handed out over every execution of the run.
+    pub batches: i32,
+    pub executions: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub tickers: TickerCounts,
+    pub records_inserted: i64,
+    pub records_updated: i64,
+    pub failed_tickers: Vec<TickerError>,
+    pub rate_limited_tickers: Vec<TickerError>,
+    /// Batches given up on (`failed`) or whose last invocation raised (`error`).
+    pub failed_batches: Vec<BatchProblem>,
+}
+
+/// One line of the recent-runs table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub start_date: NaiveDate,
+    pub end_date: NaiveDate,
+    pub interval: Interval,
+    pub provider: ProviderKind,
+    pub tickers: i64,
+    pub success: i64,
+    pub failed: i64,
+    pub rate_limited: i64,
+    pub pending: i64,
+    pub records_inserted: i64,
+    pub records_updated: i64,
+}
+
+pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
+    let run_id = args.run_id.as_deref().map(RunId::parse).transpose()?;
+    let client = store::connect_from_env().await?;
+    match run_id {
+        Some(run_id) => {
+            let report = load_report(&client, &run_id).await?;
+            if args.json {
+                println!("{}", to_json(&report)?);
+            } else {
+                print!("{}", render_report(&report));
+            }
+        }
+        None => {
+            let rows = recent_runs(&client, args.limit.max(1)).await?;
+            if args.json {
+                println!("{}", to_json(&serde_json::json!({ "runs": rows }))?);
+            } else if rows.is_empty() {
+                println!("no runs yet: start one with `backfill start`");
+            } else {
+                print!("{}", render_runs(&rows));
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn to_json(value: &impl Serialize) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Other(format!("cannot encode JSON: {e}")))
+}
+
+pub async fn load_report(
+    client: &impl GenericClient,
+    run_id: &RunId,
+) -> Result<RunReport, CliError> {
+    let run = runs::get(client, run_id).await?;
+    let counts = progress::counts(client, run_id, None).await?;
+    let (failed_tickers, rate_limited_tickers) = progress::problems(client, run_id, ALL_PROBLEMS)
+        .await?
+        .into_iter()
+        .partition(|t| t.status == "failed");
+    let failed_batches = store::batch_problems(client, run_id).await?;
+    Ok(RunReport {
+        run_id: run.run_id.to_string(),
+        status: run.status.as_str().to_string(),
+        start_date: run.range.start(),
+        end_date: run.range.end(),
+        days: run.range.days(),
+        interval: run.interval,
+        provider: run.provider,
+        selection: run.selection,
+        batch_size: run.batch_size,
+        batches: run.batch_count,
+        executions: run.executions,
+        created_at: run.created_at,
+        updated_at: run.updated_at,
+        finished_at: run.finished_at,
+        tickers: TickerCounts {
+            requested: counts.total(),
+            success: counts.success,
+            failed: counts.failed,
+            rate_limited: counts.rate_limited,
+            pending: counts.pending,
+            skipped: i64::from(run.skipped),
+        },
+        records_inserted: counts.records_inserted,
+        records_updated: counts.records_updated,
+        failed_tickers,
+        rate_limited_tickers,
+        failed_batches,
+    })
+}
+
+pub async fn recent_runs(client: &impl GenericClient, limit: i64) -> Result<Vec<RunRow>, CliError> {
+    let runs = runs::recent(client, limit).await?;
+    let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+    let counts = store::counts_by_run(client, &ids).await?;
+    Ok(runs
+        .iter()
+        .map(|r| {
+            let c = counts.get(r.run_id.as_str()).copied().unwrap_or_default();
+            RunRow {
+                run_id: r.run_id.to_string(),
+                status: r.status.as_str().to_string(),
+                created_at: r.created_at,
+                start_date: r.range.start(),
+                end_date: r.range.end(),
+                interval: r.interval,
+                provider: r.provider,
+                tickers: c.total(),
+                success: c.success,
+                failed: c.failed,
+                rate_limited: c.rate_limited,
+                pending: c.pending,
+                records_inserted: c.records_inserted,
+                records_updated: c.records_updated,
+            }
+        })
+        .collect())
+}
+
+pub fn render_runs(rows: &[RunRow]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.run_id.clone(),
+                r.status.clone(),
+                render::time_short(&r.created_at),
+                format!("{}..{}", r.start_date, r.end_date),
+                r.interval.to_string(),
+                r.provider.to_string(),
+                r.tickers.to_string(),
+                r.success.to_string(),
+                r.failed.to_string(),
+                r.rate_limited.to_string(),
+                r.pending.to_string(),
+            ]
+        })
+        .collect();
+    render::table(
+        &[
+            "RUN ID",
+            "STATUS",
+            "CREATED (UTC)",
+            "WINDOW",
+            "INTERVAL",
+            "PROVIDER",
+            "TICKERS",
+            "SUCCESS",
+            "FAILED",
+            "RATE_LIMITED",
+            "PENDING",
+        ],
+        &[
+            false, false, false, false, false, false, true, true, true, true, true,
+        ],
+        &cells,
+    )
+}
+
+fn problem_lines(out: &mut String, run_id: &str, title: &str, items: &[TickerError]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{title} ({}):", items.len());
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .take(TEXT_LIST_LIMIT)
+        .map(|t| {
+            vec![
+                format!("  {}", t.symbol),
+                t.error_name.clone().unwrap_or_else(|| "-".into()),
+                render::one_line(t.message.as_deref().unwrap_or(""), 100),
+            ]
+        })
+        .collect();
+    // The table's header line is dropped: the title says what the columns are.
+    let table = render::table(&["", "", ""], &[false, false, false], &rows);
+    out.push_str(table.split_once('\n').map_or("", |(_, rest)| rest));
+    if items.len() > TEXT_LIST_LIMIT {
+        let _ = writeln!(
+            out,
+            "  … and {} more (`backfill status {} --json` lists them all)",
+            items.len() - TEXT_LIST_LIMIT,
+            run_id
+        );
+    }
+}
+
+pub fn render_report(r: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run {}  {}", r.run_id, r.status);
+    let t = &r.tickers;
+    let finished = r
+        .finished_at
+        .as_ref()
+        .map_or_else(|| "-".to_string(), render::time);
+    out.push_str(&render::fields(&[
+        (
+            "window",
+            format!(
+                "{} .. {} ({} days, inclusive), interval {}, provider {}",
+                r.start_date, r.end_date, r.days, r.interval, r.provider
+            ),
+        ),
+        ("selection", render::selection(&r.selection)),
+        (
+            "batches",
+            format!(
+                "{} handed out, {} tickers each; {} execution(s)",
+                r.batches, r.batch_size, r.executions
+            ),
+        ),
+        (
+            "created",
+            format!(
+                "{}   updated {}   finished {finished}",
+                render::time(&r.created_at),
+                render::time(&r.updated_at)
+            ),
+        ),
+        (
+            "tickers",
+            format!(
+                "{} requested: {} success, {} failed, {} rate_limited, {} pending ({} already done before the latest execution)",
+                t.requested, t.success, t.failed, t.rate_limited, t.pending, t.skipped
+            ),
+        ),
+        (
+            "rows",
+            format!("{} inserted, {} updated", r.records_inserted, r.records_updated),
+        ),
+    ]));
+    problem_lines(&mut out, &r.run_id, "failed tickers", &r.failed_tickers);
+    problem_lines(
+        &mut out,
+        &r.run_id,
+        "rate-limited tickers",
+        &r.rate_limited_tickers,
+    );
+    if !r.failed_batches.is_empty() {
+        let _ = writeln!(out, "failed batches ({}):", r.failed_batches.len());
+        for b in &r.failed_batches {
+            let _ = writeln!(
+                out,
+                "  batch {}  {}  {}  {}",
+                b.batch,
+                b.last_status,
+                b.error_name.as_deref().unwrap_or("-"),
+                render::one_line(b.message.as_deref().unwrap_or(""), 100)
+            );
+        }
+    }
+    if t.pending + t.rate_limited > 0 && r.status != "running" {
+        let _ = writeln!(
+            out,
+            "{} tickers left to fetch: backfill resume {}",
+            t.pending + t.rate_limited,
+            r.run_id
+        );
+    }
+    out
+}

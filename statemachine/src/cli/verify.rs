@@ -1,0 +1,67 @@
+//! `backfill verify RUN_ID`: every `success` ticker of the run has bars in the run's window.
+
+use serde::Serialize;
+use shared::db::runs;
+use shared::model::RunId;
+
+use super::{status, VerifyArgs};
+use crate::error::{exit, CliError};
+use crate::store::{self, StoredTicker};
+
+#[derive(Debug, Serialize)]
+struct Verification {
+    run_id: String,
+    start_date: chrono::NaiveDate,
+    end_date: chrono::NaiveDate,
+    success_tickers: usize,
+    ok: bool,
+    /// `success` tickers without a single bar in the window.
+    missing: Vec<String>,
+    tickers: Vec<StoredTicker>,
+}
+
+pub async fn run(args: &VerifyArgs) -> Result<u8, CliError> {
+    let run_id = RunId::parse(args.run_id.trim())?;
+    let client = store::connect_from_env().await?;
+    let run = runs::get(&client, &run_id).await?;
+    let tickers = store::success_tickers_rows(
+        &client,
+        &run_id,
+        run.range.start_instant(),
+        run.range.end_exclusive_instant(),
+    )
+    .await?;
+    let missing: Vec<String> = tickers
+        .iter()
+        .filter(|t| t.rows_in_window == 0)
+        .map(|t| t.symbol.clone())
+        .collect();
+    let v = Verification {
+        run_id: run_id.to_string(),
+        start_date: run.range.start(),
+        end_date: run.range.end(),
+        success_tickers: tickers.len(),
+        ok: missing.is_empty(),
+        missing,
+        tickers,
+    };
+    if args.json {
+        println!("{}", status::to_json(&v)?);
+    } else {
+        let rows: i64 = v.tickers.iter().map(|t| t.rows_in_window).sum();
+        println!(
+            "run {}: {} success tickers, {rows} rows in stock_price_history for {} .. {}",
+            v.run_id, v.success_tickers, v.start_date, v.end_date
+        );
+        if v.ok {
+            println!("ok: every success ticker has bars in the window");
+        } else {
+            println!(
+                "{} success tickers have no bars in the window: {}",
+                v.missing.len(),
+                v.missing.join(", ")
+            );
+        }
+    }
+    Ok(if v.ok { exit::OK } else { exit::FAILURE })
+}

@@ -47,7 +47,7 @@ test: tools lint ## lint, then every unit and integration test, then the Lambda 
 
 migrate-up: ## Apply the migrations to DATABASE_URL (idempotent)
 	@[ -n "$${DATABASE_URL:-}" ] || { echo "DATABASE_URL is not set (make db-up prints one)" >&2; exit 1; }
-	cargo run -q -p shared --bin migrate
+	cargo run -q -p statemachine --bin backfill -- migrate
 
 watch: tools ## Serve every function with cargo lambda watch on 127.0.0.1:9000 (env passed through)
 	cargo lambda watch --invoke-address $(WATCH_ADDRESS) --invoke-port $(WATCH_PORT)

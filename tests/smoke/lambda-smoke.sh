@@ -52,14 +52,14 @@ wait_for() {
 json_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
 
 step "build the functions and market-sim"
-cargo build -q -p select-tickers -p fetch-batch -p finalize-run -p market-sim -p shared --bins
+cargo build -q -p select-tickers -p fetch-batch -p finalize-run -p market-sim -p statemachine --bins
 
 step "throwaway PostgreSQL"
 eval "$(scripts/pg-up "$WORK/pg")"
 ADMIN_URL=$DATABASE_URL
 psql -q "$ADMIN_URL" -c 'CREATE DATABASE smoke'
 export DATABASE_URL="${ADMIN_URL%/*}/smoke"
-cargo run -q -p shared --bin migrate
+target/debug/backfill migrate
 
 step "market-sim"
 setsid target/debug/market-sim --port 0 >"$WORK/market-sim.log" 2>&1 &

@@ -22,10 +22,15 @@ WATCH_PORT ?= 9000
 FUNCTIONS := select-tickers fetch-batch finalize-run
 
 SMOKE := tests/smoke/lambda-smoke.sh
+# The state machine as deployment renders it (ARN placeholders filled in): what statelint checks.
+ASL_RENDERED := target/asl/backfill.asl.json
+# Where `make local-up` keeps the stack's env file, pids and logs.
+LOCAL_STACK := .local/stack
 # Shell scripts that `make lint` runs shellcheck on (add tests/smoke/*.sh once it is clean).
-SHELL_SCRIPTS := scripts/ensure-tools scripts/pg-up scripts/pg-down scripts/lib.sh .ci/run tests/smoke/lambda-smoke.sh
+SHELL_SCRIPTS := scripts/ensure-tools scripts/pg-up scripts/pg-down scripts/lib.sh .ci/run tests/smoke/lambda-smoke.sh \
+	scripts/render-asl scripts/local-up scripts/local-down
 
-.PHONY: help tools lint test migrate-up watch lambda-build db-up db-down clean-local
+.PHONY: help tools lint test migrate-up watch lambda-build db-up db-down clean-local local-up local-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -35,10 +40,12 @@ help: ## List the targets
 tools: ## Install what is missing: .venv (cargo-lambda, moto), PostgreSQL server, shellcheck
 	scripts/ensure-tools
 
-lint: tools ## rustfmt check, clippy with warnings denied, shellcheck
+lint: tools ## rustfmt check, clippy with warnings denied, shellcheck, statelint on the state machine
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	shellcheck -x $(SHELL_SCRIPTS)
+	scripts/render-asl $(ASL_RENDERED)
+	node_modules/.bin/statelint $(ASL_RENDERED)
 
 # Tests start their own throwaway PostgreSQL (or use TEST_DATABASE_URL / DATABASE_URL).
 test: tools lint ## lint, then every unit and integration test, then the Lambda smoke test
@@ -69,6 +76,15 @@ db-up: ## Start a throwaway PostgreSQL (state in .local/pg) and print its DATABA
 
 db-down: ## Stop the throwaway PostgreSQL and remove it
 	scripts/pg-down $(PG_STATE)
+
+# Knobs: LOCAL_STACK_MARKET_SIM_ARGS="--rate-limit 3 --window-seconds 5 --retry-after 2",
+# LOCAL_STACK_FUNCTION_ENV="FETCH_BUDGET_SECONDS=5,…" (see scripts/local-up).
+local-up: tools ## Start the local stack detached (moto, adapter, cargo lambda watch, PostgreSQL, market-sim); env in .local/stack/env
+	scripts/local-up $(LOCAL_STACK)
+	@echo "# then: source $(LOCAL_STACK)/env" >&2
+
+local-down: ## Stop the local stack and its PostgreSQL; nothing is left running
+	scripts/local-down $(LOCAL_STACK)
 
 clean-local: db-down ## db-down, then remove .venv, node_modules, .local and target/lambda
 	rm -rf .venv node_modules .local target/lambda

@@ -1,1 +1,43 @@
-//! local stack
+//! The local stack: the backfill state machine running on real components only.
+//!
+//! - **moto** (`moto_server` from `.venv`) with state machine execution enabled: the Step Functions
+//!   interpreter. The state machine is created from `statemachine/backfill.asl.json`, rendered by
+//!   `scripts/render-asl` exactly as `make lint` checks it.
+//! - **the Lambda Invoke adapter** ([`adapter`]): moto's interpreter calls Lambda at
+//!   `localhost:$MOTO_PORT`, which is the adapter; it gives `cargo lambda watch` real Lambda Invoke
+//!   semantics and proxies everything else to moto. It is also the stack's `AWS_ENDPOINT_URL`.
+//! - **`cargo lambda watch`** serving the real function binaries (built first).
+//! - **PostgreSQL**: a fresh database on the test process's throwaway cluster, or a given URL.
+//! - **market-sim** (the binary) for the price APIs.
+//!
+//! Tests use [`LocalStack::start`]; `local-stack up|down|env` (the binary) runs the same stack
+//! detached for scripts and the demo.
+//!
+//! ```no_run
+//! # async fn demo() -> local_stack::Result<()> {
+//! use std::time::Duration;
+//! use local_stack::{unique_name, LocalStack, LocalStackOptions};
+//!
+//! let stack = LocalStack::start(LocalStackOptions::default()).await?;
+//! let input = serde_json::json!({"symbols": ["AAPL"], "start_date": "2026-03-09", "end_date": "2026-03-11"});
+//! let arn = stack.start_execution(&input, &unique_name("demo")).await?;
+//! let outcome = stack.wait_for_execution(&arn, Duration::from_secs(60)).await?;
+//! println!("{:?} {:?}", outcome.status, outcome.output);
+//! # Ok(()) }
+//! ```
+
+pub mod adapter;
+mod error;
+pub mod process;
+mod stack;
+pub mod workspace;
+
+pub use adapter::Invocation;
+pub use aws_sdk_sfn;
+pub use error::{Error, Result};
+pub use stack::{
+    unique_name, AdapterMode, ExecutionHistory, ExecutionOutcome, Iteration, LocalStack,
+    LocalStackOptions, MapRunSummary, ACCESS_KEY_ID, ACCOUNT_ID, REGION, ROLE_ARN,
+    SECRET_ACCESS_KEY,
+};
+pub use workspace::MapMode;

@@ -28,9 +28,10 @@ ASL_RENDERED := target/asl/backfill.asl.json
 LOCAL_STACK := .local/stack
 # Shell scripts that `make lint` runs shellcheck on (add tests/smoke/*.sh once it is clean).
 SHELL_SCRIPTS := scripts/ensure-tools scripts/pg-up scripts/pg-down scripts/lib.sh .ci/run tests/smoke/lambda-smoke.sh \
-	scripts/render-asl scripts/local-up scripts/local-down
+	scripts/render-asl scripts/local-up scripts/local-down scripts/backfill-local scripts/demo/run
 
-.PHONY: help tools lint test migrate-up watch lambda-build db-up db-down clean-local local-up local-down
+.PHONY: help tools lint test migrate-up watch lambda-build db-up db-down clean-local local-up local-down \
+	demo test-historical-backfill test-historical-backfill-custom collect-historical-backfill-resume
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -86,5 +87,21 @@ local-up: tools ## Start the local stack detached (moto, adapter, cargo lambda w
 local-down: ## Stop the local stack and its PostgreSQL; nothing is left running
 	scripts/local-down $(LOCAL_STACK)
 
-clean-local: db-down ## db-down, then remove .venv, node_modules, .local and target/lambda
+# The main job end to end on the embedded default: no AWS account, no price API.
+demo: ## Run the original's test mode on the local stack with market-sim rate limiting it, then tear down
+	scripts/demo/run
+
+# The original job's targets, against DATABASE_URL and the real provider (through the local stack).
+test-historical-backfill: ## Top 5 most-mentioned tickers of the last 7 days, hourly, last 7 days (DATABASE_URL, real provider)
+	scripts/backfill-local start --top-n 5 --mentions-within-days 7 --lookback-days 7 --interval 1h --wait
+
+test-historical-backfill-custom: ## TOP_N= START= END= : top N tickers over START..END (DATABASE_URL, real provider)
+	@[ -n "$(TOP_N)" ] && [ -n "$(START)" ] && [ -n "$(END)" ] || { echo "usage: make $@ TOP_N=10 START=2025-10-01 END=2025-11-30" >&2; exit 2; }
+	scripts/backfill-local start --top-n $(TOP_N) --start-date $(START) --end-date $(END) --interval 1h --wait
+
+collect-historical-backfill-resume: ## RUN_ID= : resume a run with its stored parameters (DATABASE_URL, real provider)
+	@[ -n "$(RUN_ID)" ] || { echo "usage: make $@ RUN_ID=backfill-YYYYMMDD-HHMMSS-xxxxxxxx" >&2; exit 2; }
+	scripts/backfill-local resume $(RUN_ID) --wait
+
+clean-local: local-down db-down ## local-down and db-down, then remove .venv, node_modules, .local and target/lambda
 	rm -rf .venv node_modules .local target/lambda

@@ -19,7 +19,9 @@ pub const MAX_EXPLICIT_SYMBOLS: usize = 10_000;
 /// about 70 bytes per descriptor and 60 per result.
 pub const MAX_BATCHES: i32 = 1000;
 pub const DEFAULT_MAX_CONCURRENCY: i64 = 4;
-pub const MAX_MAX_CONCURRENCY: i64 = 1000;
+/// Each lane of the state machine's Map is an open map run; AWS allows 1,000 open map runs per
+/// account and Region, so a run keeps well clear of that.
+pub const MAX_MAX_CONCURRENCY: i64 = 100;
 pub const DEFAULT_MAX_RATE_LIMIT_ROUNDS: i64 = 50;
 /// About 11 history events per rate-limit round keeps one batch's execution below the 25,000
 /// events quota even at this bound.

@@ -25,10 +25,13 @@ pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
 pub const HISTORY_EVENTS_QUOTA: i64 = 25_000;
 /// Polygon aggregates: bars per page (`limit`).
 pub const POLYGON_PAGE_BARS: i64 = 50_000;
-/// Parent execution: ExecutionStarted, SelectTickers (5), the Distributed Map (MapStateEntered,
-/// MapRunStarted, MapRunSucceeded, MapStateExited), FinalizeRun (5), the Choice (2), the end (2),
-/// ExecutionSucceeded.
-pub const PARENT_EVENTS: i64 = 20;
+/// Parent execution, measured on the local stack: ExecutionStarted, SelectTickers (5), the
+/// AnyBatches Choice (2), PlanLanes (2), the Distributed Map over lanes (MapStateEntered,
+/// MapRunStarted, MapRunSucceeded, MapStateExited), CollectBatchResults (2), FinalizeRun (5), the
+/// final Choice (2), the end (2), ExecutionSucceeded.
+pub const PARENT_EVENTS: i64 = 28;
+/// A lane's child execution (it runs its batches one after another as a nested map run).
+pub const LANE_EVENTS: i64 = 8;
 /// Child execution (one batch): ExecutionStarted + the closing Pass (2) + ExecutionSucceeded.
 pub const BATCH_FIXED_EVENTS: i64 = 4;
 /// One FetchBatch invocation: the Task (5) and the Choice after it (2).
@@ -381,8 +384,8 @@ pub fn render_plan(p: &Plan) -> String {
         (
             "history",
             format!(
-                "parent execution ≈ {} events; each batch is a child execution: {} + {} × invocations + {} × rate-limit rounds",
-                s.parent_events, BATCH_FIXED_EVENTS, EVENTS_PER_INVOCATION, EVENTS_PER_RATE_LIMIT_ROUND
+                "parent execution ≈ {} events; each lane ≈ {}; each batch is a child execution: {} + {} × invocations + {} × rate-limit rounds",
+                s.parent_events, LANE_EVENTS, BATCH_FIXED_EVENTS, EVENTS_PER_INVOCATION, EVENTS_PER_RATE_LIMIT_ROUND
             ),
         ),
         (

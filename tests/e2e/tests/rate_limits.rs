@@ -1,0 +1,287 @@
+//! Rate limits end to end: market-sim answers 429 (with and without `Retry-After`), fetch-batch
+//! returns `rate_limited` with a wait, and the state machine waits it out on its own, or, after
+//! `max_rate_limit_rounds` waits, leaves the run for a resume.
+
+use std::time::Duration;
+
+use e2e::local_stack::aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use e2e::local_stack::{unique_name, LocalStackOptions, MapMode};
+use e2e::{
+    assert_stored_equal_ground_truth, count_rows, db, fetch_batch_outputs, only_run_id,
+    recent_weekdays, requests_report, serial, set_knobs, start_stack, ticker_statuses,
+    EXECUTION_TIMEOUT,
+};
+use serde_json::{json, Value};
+
+/// market-sim's `Retry-After` in the test that sends one.
+const RETRY_AFTER_SECONDS: u64 = 2;
+
+fn all_success(symbols: &[&str]) -> Vec<(String, String)> {
+    symbols
+        .iter()
+        .map(|s| (s.to_string(), "success".to_string()))
+        .collect()
+}
+
+/// The `wait_seconds` a Wait state was entered with.
+fn wait_seconds(event: &HistoryEvent) -> Option<u64> {
+    let input = event.state_entered_event_details()?.input()?;
+    serde_json::from_str::<Value>(input).ok()?["wait_seconds"].as_u64()
+}
+
+fn millis(event: &HistoryEvent) -> i64 {
+    event.timestamp().to_millis().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn rate_limited_run_waits_with_retry_after_and_still_succeeds() {
+    let _serial = serial().await;
+    // The Wait states live in the per-batch child executions, of which moto keeps no history; with
+    // the Maps inline (the same batch processor, states and paths) the parent's history holds
+    // every Wait state with its input and timestamps.
+    let stack = start_stack(LocalStackOptions {
+        map_mode: MapMode::InlineForMeasuring,
+        ..LocalStackOptions::default()
+    })
+    .await;
+    // Polygon's 429 carries Retry-After. Two requests per 2 s window: every batch after the
+    // first finds the window used up and must wait once.
+    set_knobs(
+        &stack,
+        json!({"rate_limit": {
+            "requests": 2,
+            "window_seconds": 2,
+            "retry_after": {"fixed": RETRY_AFTER_SECONDS},
+        }}),
+    )
+    .await;
+    let window = recent_weekdays();
+    let symbols = ["RLRAA", "RLRAB", "RLRAC", "RLRAD", "RLRAE"];
+    let input = json!({
+        "symbols": symbols,
+        "start_date": window.0.to_string(),
+        "end_date": window.1.to_string(),
+        "interval": "1h",
+        "provider": "polygon",
+        "batch_size": 2,
+        // One batch at a time, so that the inline history attributes events exactly.
+        "max_concurrency": 1,
+    });
+
+    let arn = stack
+        .start_execution(&input, &unique_name("retry-after"))
+        .await
+        .expect("StartExecution");
+    let outcome = stack
+        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{outcome:?}\n{}",
+        stack.logs_tail(40)
+    );
+    let output = outcome.output.expect("a succeeded execution has output");
+    assert_eq!(output["status"], "succeeded", "{output}");
+    assert_eq!(output["success"], 5, "{output}");
+    let client = db(&stack).await;
+    assert_eq!(ticker_statuses(&client).await, all_success(&symbols));
+    let rows = assert_stored_equal_ground_truth(&stack, &client, "polygon", &symbols, window).await;
+    assert_eq!(count_rows(&client, "stock_price_history").await, rows);
+
+    // Every 429 stopped a batch invocation with `rate_limited`, carrying the header's value.
+    let limited: Vec<Value> = fetch_batch_outputs(&stack)
+        .into_iter()
+        .filter(|o| o["status"] == "rate_limited")
+        .collect();
+    assert!(!limited.is_empty(), "market-sim never rate limited the run");
+    for answer in &limited {
+        assert_eq!(
+            answer["retry_after_seconds"],
+            json!(RETRY_AFTER_SECONDS),
+            "{answer}"
+        );
+    }
+    let report = requests_report(&stack).await;
+    assert_eq!(
+        report["by_status"]["429"],
+        json!(limited.len()),
+        "one rate_limited answer per 429: {report}"
+    );
+
+    // One Wait state per rate_limited answer, each waiting the Retry-After it was given.
+    let history = stack.history(&arn).await.expect("GetExecutionHistory");
+    let events = &history.events;
+    let entered: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].r#type == HistoryEventType::WaitStateEntered)
+        .collect();
+    assert_eq!(entered.len(), limited.len(), "{:?}", history.types());
+    for &i in &entered {
+        assert_eq!(
+            wait_seconds(&events[i]),
+            Some(RETRY_AFTER_SECONDS),
+            "{:?}",
+            events[i]
+        );
+        let exited = events[i..]
+            .iter()
+            .find(|e| e.r#type == HistoryEventType::WaitStateExited)
+            .expect("every Wait state was left");
+        // moto really sleeps; only a loose lower bound, the equality above is the assertion.
+        let waited = Duration::from_millis((millis(exited) - millis(&events[i])).max(0) as u64);
+        assert!(
+            waited + Duration::from_millis(500) >= Duration::from_secs(RETRY_AFTER_SECONDS),
+            "the Wait state lasted only {waited:?}"
+        );
+    }
+    let largest_batch = history.iterations().iter().map(|i| i.events).max();
+    eprintln!(
+        "retry-after run (inline): {} history events in all; the largest batch iteration: {largest_batch:?} events",
+        history.len()
+    );
+}
+
+#[tokio::test]
+async fn rate_limited_run_without_retry_after_backs_off_and_still_succeeds() {
+    let _serial = serial().await;
+    let stack = start_stack(LocalStackOptions {
+        function_env: vec![
+            ("RATE_LIMIT_BACKOFF_BASE_SECONDS".into(), "1".into()),
+            ("RATE_LIMIT_BACKOFF_CAP_SECONDS".into(), "2".into()),
+        ],
+        ..LocalStackOptions::default()
+    })
+    .await;
+    // Yahoo's plain 429: no Retry-After, so fetch-batch chooses the wait.
+    set_knobs(
+        &stack,
+        json!({"rate_limit": {"requests": 2, "window_seconds": 2}, "yahoo_retry_after": false}),
+    )
+    .await;
+    let window = recent_weekdays();
+    let symbols = ["RLBOA", "RLBOB", "RLBOC", "RLBOD", "RLBOE"];
+    let input = json!({
+        "symbols": symbols,
+        "start_date": window.0.to_string(),
+        "end_date": window.1.to_string(),
+        "interval": "1h",
+        "provider": "yahoo",
+        "batch_size": 2,
+        "max_concurrency": 2,
+    });
+
+    let arn = stack
+        .start_execution(&input, &unique_name("backoff"))
+        .await
+        .expect("StartExecution");
+    let outcome = stack
+        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{outcome:?}\n{}",
+        stack.logs_tail(40)
+    );
+    let output = outcome.output.expect("a succeeded execution has output");
+    assert_eq!(output["status"], "succeeded", "{output}");
+    assert_eq!(output["success"], 5, "{output}");
+    let client = db(&stack).await;
+    assert_eq!(ticker_statuses(&client).await, all_success(&symbols));
+    assert_stored_equal_ground_truth(&stack, &client, "yahoo", &symbols, window).await;
+
+    let limited: Vec<Value> = fetch_batch_outputs(&stack)
+        .into_iter()
+        .filter(|o| o["status"] == "rate_limited")
+        .collect();
+    assert!(!limited.is_empty(), "market-sim never rate limited the run");
+    for answer in &limited {
+        let wait = answer["retry_after_seconds"].as_u64();
+        assert!(
+            wait.is_some_and(|w| (1..=2).contains(&w)),
+            "the backoff is within [base, cap] = [1, 2] s: {answer}"
+        );
+    }
+    let history = stack.history(&arn).await.expect("GetExecutionHistory");
+    eprintln!(
+        "backoff run: {} history events in the parent execution; {} rate_limited answers",
+        history.len(),
+        limited.len()
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_rounds_exhausted_leaves_the_run_incomplete_and_fails_the_execution_with_the_run_id(
+) {
+    let _serial = serial().await;
+    let stack = start_stack(LocalStackOptions::default()).await;
+    // One request per hour: the second ticker stays rate limited however long the run waits.
+    set_knobs(
+        &stack,
+        json!({"rate_limit": {"requests": 1, "window_seconds": 3600, "retry_after": {"fixed": 1}}}),
+    )
+    .await;
+    let window = recent_weekdays();
+    let input = json!({
+        "symbols": ["RLEXA", "RLEXB"],
+        "start_date": window.0.to_string(),
+        "end_date": window.1.to_string(),
+        "interval": "1h",
+        "provider": "polygon",
+        "batch_size": 2,
+        "max_rate_limit_rounds": 1,
+    });
+
+    let arn = stack
+        .start_execution(&input, &unique_name("rounds-exhausted"))
+        .await
+        .expect("StartExecution");
+    let outcome = stack
+        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+
+    assert_eq!(outcome.status, ExecutionStatus::Failed, "{outcome:?}");
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("RunIncomplete"),
+        "{outcome:?}"
+    );
+    let client = db(&stack).await;
+    let run_id = only_run_id(&client).await;
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(cause.contains(&run_id), "the cause names the run: {cause}");
+    assert!(
+        cause.contains(&format!("backfill resume {run_id}")),
+        "the cause says how to resume: {cause}"
+    );
+
+    // One wait, then the batch was left as it was: the run is incomplete, not failed.
+    let statuses: Vec<String> = fetch_batch_outputs(&stack)
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(statuses, ["rate_limited", "rate_limited"]);
+    let run_status: String = client
+        .query_one("SELECT status FROM backfill_run", &[])
+        .await
+        .expect("reading backfill_run")
+        .get(0);
+    assert_eq!(run_status, "incomplete");
+    assert_eq!(
+        ticker_statuses(&client).await,
+        [
+            ("RLEXA".to_string(), "success".to_string()),
+            ("RLEXB".to_string(), "rate_limited".to_string()),
+        ]
+    );
+    let history = stack.history(&arn).await.expect("GetExecutionHistory");
+    eprintln!(
+        "rounds-exhausted run: {} history events in the parent execution",
+        history.len()
+    );
+}

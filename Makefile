@@ -28,10 +28,13 @@ ASL_RENDERED := target/asl/backfill.asl.json
 LOCAL_STACK := .local/stack
 # Shell scripts that `make lint` runs shellcheck on (add tests/smoke/*.sh once it is clean).
 SHELL_SCRIPTS := scripts/ensure-tools scripts/pg-up scripts/pg-down scripts/lib.sh .ci/run tests/smoke/lambda-smoke.sh \
-	scripts/render-asl scripts/local-up scripts/local-down scripts/backfill-local scripts/demo/run
+	scripts/render-asl scripts/local-up scripts/local-down scripts/backfill-local scripts/demo/run \
+	scripts/package scripts/checkov scripts/deploy scripts/backfill-aws scripts/logs
 
 .PHONY: help tools lint test migrate-up watch lambda-build db-up db-down clean-local local-up local-down \
-	demo test-historical-backfill test-historical-backfill-custom collect-historical-backfill-resume
+	demo test-historical-backfill test-historical-backfill-custom collect-historical-backfill-resume \
+	infra-check package deploy sfn-run-historical-backfill sfn-run-historical-backfill-test \
+	sfn-run-historical-backfill-resume logs-historical-backfill
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -49,7 +52,7 @@ lint: tools ## rustfmt check, clippy with warnings denied, shellcheck, statelint
 	node_modules/.bin/statelint $(ASL_RENDERED)
 
 # Tests start their own throwaway PostgreSQL (or use TEST_DATABASE_URL / DATABASE_URL).
-test: tools lint ## lint, then every unit and integration test, then the Lambda smoke test
+test: tools lint infra-check ## lint, infra-check, then every unit and integration test, then the Lambda smoke test
 	cargo test --workspace
 	if [ -x $(SMOKE) ]; then $(SMOKE); else echo "skipping the smoke test: no $(SMOKE)"; fi
 
@@ -103,5 +106,40 @@ collect-historical-backfill-resume: ## RUN_ID= : resume a run with its stored pa
 	@[ -n "$(RUN_ID)" ] || { echo "usage: make $@ RUN_ID=backfill-YYYYMMDD-HHMMSS-xxxxxxxx" >&2; exit 2; }
 	scripts/backfill-local resume $(RUN_ID) --wait
 
-clean-local: local-down db-down ## local-down and db-down, then remove .venv, node_modules, .local and target/lambda
-	rm -rf .venv node_modules .local target/lambda
+clean-local: local-down db-down ## local-down and db-down, then remove .venv, .venv-checkov, node_modules, .local and target/lambda
+	rm -rf .venv .venv-checkov node_modules .local target/lambda
+
+# ---------------------------------------------------------------------------------------------
+# AWS: infrastructure/terraform (a module, and the example root that `make deploy` applies and the
+# AWS targets read their Terraform outputs from).
+
+# Offline checks of infrastructure/ (no AWS account, no provider registry): formatting, checkov with
+# zero failed checks (skips listed with reasons in infrastructure/.checkov.yaml), and the Rust tests
+# in infrastructure/tests (the HCL parses; every function has its aws_lambda_function; every ASL
+# placeholder is filled by templatefile; the definition Terraform renders passes statelint).
+infra-check: tools ## terraform fmt, checkov (zero failures), Terraform vs workspace tests (HCL, ASL render + statelint)
+	@command -v terraform >/dev/null 2>&1 || { echo "terraform is not installed: make infra-check needs it for terraform fmt" >&2; exit 1; }
+	TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff infrastructure/terraform
+	scripts/checkov
+	cargo test -p infrastructure-tests
+
+package: tools ## Release zips for Lambda: target/lambda/<fn>/bootstrap.zip, arm64 (x86_64 fallback; PACKAGE_ARCH=x86_64)
+	scripts/package $(PACKAGE_ARCH)
+
+deploy: ## terraform apply of infrastructure/terraform/example with the zips (terraform.tfvars there; ARGS=-auto-approve)
+	scripts/deploy $(ARGS)
+
+# The original's ECS targets, on AWS through the backfill CLI (STATE_MACHINE_ARN from `terraform output`).
+# ARGS= adds backfill flags, e.g. ARGS="--start-date 2025-10-01 --end-date 2025-11-30 --max-concurrency 8".
+sfn-run-historical-backfill: ## On AWS: the full run (>= 10 article mentions, BACKFILL_START_DATE..today, hourly), followed
+	scripts/backfill-aws start --min-articles 10 --interval 1h --wait $(ARGS)
+
+sfn-run-historical-backfill-test: ## On AWS: top 5 most-mentioned tickers of the last 7 days, hourly, last 7 days
+	scripts/backfill-aws start --top-n 5 --mentions-within-days 7 --lookback-days 7 --interval 1h --wait $(ARGS)
+
+sfn-run-historical-backfill-resume: ## On AWS: RUN_ID= : resume a run with its stored parameters, followed
+	@[ -n "$(RUN_ID)" ] || { echo "usage: make $@ RUN_ID=backfill-YYYYMMDD-HHMMSS-xxxxxxxx" >&2; exit 2; }
+	scripts/backfill-aws resume $(RUN_ID) --wait $(ARGS)
+
+logs-historical-backfill: ## On AWS: follow the state machine's and functions' logs (RUN_ID= filters, SINCE=10m)
+	scripts/logs $(RUN_ID)

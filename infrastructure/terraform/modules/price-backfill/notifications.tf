@@ -1,0 +1,90 @@
+# Notifications: the state machine's execution status changes (FAILED, TIMED_OUT, ABORTED, and
+# SUCCEEDED when notify_on_success) go to an SNS topic, as one line naming the run. CLI-started
+# executions are named after their run id (a resume: <run_id>-resume-<time>); scheduled ones
+# scheduled-<id>, whose run id is in the execution output and in `backfill status`.
+
+locals {
+  notify_statuses = concat(["FAILED", "TIMED_OUT", "ABORTED"], var.notify_on_success ? ["SUCCEEDED"] : [])
+}
+
+resource "aws_sns_topic" "notifications" {
+  name              = "${var.name}-notifications"
+  kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "notifications" {
+  statement {
+    sid     = "EventBridgeRulePublishes"
+    actions = ["sns:Publish"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    resources = [aws_sns_topic.notifications.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.execution_status.arn]
+    }
+  }
+  statement {
+    sid     = "AlarmPublishes"
+    actions = ["sns:Publish"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    resources = [aws_sns_topic.notifications.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_metric_alarm.executions_failed.arn]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "notifications" {
+  arn    = aws_sns_topic.notifications.arn
+  policy = data.aws_iam_policy_document.notifications.json
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = toset(var.notification_emails)
+
+  topic_arn = aws_sns_topic.notifications.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+resource "aws_cloudwatch_event_rule" "execution_status" {
+  name        = "${var.name}-execution-status"
+  description = "price-backfill executions that ended ${join(", ", local.notify_statuses)}"
+  event_pattern = jsonencode({
+    source        = ["aws.states"]
+    "detail-type" = ["Step Functions Execution Status Change"]
+    detail = {
+      stateMachineArn = [aws_sfn_state_machine.this.arn]
+      status          = local.notify_statuses
+      # Runs only: a Distributed Map child's ARN is execution:<name>/<map run>:<id>.
+      executionArn = [{ wildcard = "${local.execution_arn_prefix}:*" }]
+    }
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "execution_status" {
+  rule      = aws_cloudwatch_event_rule.execution_status.name
+  target_id = "notifications"
+  arn       = aws_sns_topic.notifications.arn
+
+  input_transformer {
+    input_paths = {
+      name      = "$.detail.name"
+      status    = "$.detail.status"
+      execution = "$.detail.executionArn"
+    }
+    # The execution name is the run id (a resume: <run_id>-resume-<time>; scheduled: scheduled-<id>).
+    input_template = "\"price-backfill: execution <name> ended <status>. Run id: <name> (without a -resume-... suffix; for scheduled-... see the execution output). Details: backfill status RUN_ID; finish it: backfill resume RUN_ID. Execution ARN: <execution>\""
+  }
+}

@@ -1,0 +1,223 @@
+//! Reading `infrastructure/terraform` as HCL (hcl-rs), so the tests in `tests/` can hold it against
+//! the rest of the workspace: the function folders, the ASL template and statelint.
+//!
+//! Everything here parses: the `.tf` files as HCL bodies, the ASL as an HCL template (what
+//! Terraform's `templatefile` does with it). No pattern matching over file text.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use hcl::expr::{Expression, ObjectKey, TraversalOperator};
+use hcl::template::Element;
+use hcl::{Block, Body, Template};
+
+/// The workspace root (this crate lives in `infrastructure/tests`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root exists")
+}
+
+/// The reusable module and the example root that calls it.
+pub fn module_dir() -> PathBuf {
+    repo_root().join("infrastructure/terraform/modules/price-backfill")
+}
+
+pub fn example_dir() -> PathBuf {
+    repo_root().join("infrastructure/terraform/example")
+}
+
+/// The state machine definition (with `${…}` placeholders).
+pub fn asl_template_path() -> PathBuf {
+    repo_root().join("statemachine/backfill.asl.json")
+}
+
+/// The Terraform configuration of one folder: every `*.tf` file in it, parsed.
+pub struct Config {
+    pub dir: PathBuf,
+    pub files: Vec<(PathBuf, Body)>,
+}
+
+impl Config {
+    /// Parses every `.tf` file of `dir` (not recursive: one Terraform module per folder).
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "tf"))
+            .collect();
+        paths.sort();
+        let mut files = Vec::new();
+        for path in paths {
+            let text = fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let body = hcl::parse(&text)
+                .map_err(|e| format!("{} is not valid HCL: {e}", path.display()))?;
+            files.push((path, body));
+        }
+        if files.is_empty() {
+            return Err(format!("no .tf files in {}", dir.display()));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files,
+        })
+    }
+
+    /// Top-level blocks of one kind (`resource`, `variable`, `locals`, `module`, …).
+    pub fn blocks<'a>(&'a self, identifier: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
+        self.files
+            .iter()
+            .flat_map(|(_, body)| body.blocks())
+            .filter(move |b| b.identifier() == identifier)
+    }
+
+    /// `resource "<kind>" "<name>"` blocks of one resource type, by name.
+    pub fn resources(&self, kind: &str) -> BTreeMap<String, &Block> {
+        self.blocks("resource")
+            .filter(|b| label(b, 0) == Some(kind))
+            .filter_map(|b| label(b, 1).map(|name| (name.to_string(), b)))
+            .collect()
+    }
+
+    /// Every `locals` attribute, by name.
+    pub fn locals(&self) -> BTreeMap<String, &Expression> {
+        self.blocks("locals")
+            .flat_map(|b| b.body().attributes())
+            .map(|a| (a.key().to_string(), a.expr()))
+            .collect()
+    }
+
+    /// Every `variable` block, by name.
+    pub fn variables(&self) -> BTreeMap<String, &Block> {
+        self.blocks("variable")
+            .filter_map(|b| label(b, 0).map(|name| (name.to_string(), b)))
+            .collect()
+    }
+}
+
+/// A block's n-th label.
+pub fn label(block: &Block, n: usize) -> Option<&str> {
+    block.labels().get(n).map(|l| l.as_str())
+}
+
+/// The expression of a block's attribute.
+pub fn attribute<'a>(block: &'a Block, key: &str) -> Option<&'a Expression> {
+    block
+        .body()
+        .attributes()
+        .find(|a| a.key() == key)
+        .map(|a| a.expr())
+}
+
+/// `a.b.c` of a traversal starting at a variable, with `["key"]` indexes written as `[key]`:
+/// `aws_lambda_function.this["fetch-batch"].arn` reads `aws_lambda_function.this[fetch-batch].arn`.
+pub fn traversal_path(expr: &Expression) -> Option<String> {
+    match expr {
+        Expression::Variable(v) => Some(v.to_string()),
+        Expression::Traversal(t) => {
+            let mut out = traversal_path(&t.expr)?;
+            for op in &t.operators {
+                match op {
+                    TraversalOperator::GetAttr(id) => {
+                        out.push('.');
+                        out.push_str(id.as_str());
+                    }
+                    TraversalOperator::Index(Expression::String(s)) => {
+                        out.push('[');
+                        out.push_str(s);
+                        out.push(']');
+                    }
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// The keys of an object expression (`{ a = …, "b-c" = … }`), in order.
+pub fn object_keys(expr: &Expression) -> Option<Vec<String>> {
+    match expr {
+        Expression::Object(object) => Some(
+            object
+                .iter()
+                .map(|(key, _)| match key {
+                    ObjectKey::Identifier(id) => id.to_string(),
+                    ObjectKey::Expression(Expression::String(s)) => s.clone(),
+                    ObjectKey::Expression(other) => format!("{other:?}"),
+                    _ => format!("{key:?}"),
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// The value of one key of an object expression.
+pub fn object_value<'a>(expr: &'a Expression, wanted: &str) -> Option<&'a Expression> {
+    match expr {
+        Expression::Object(object) => object.iter().find_map(|(key, value)| {
+            let name = match key {
+                ObjectKey::Identifier(id) => id.as_str(),
+                ObjectKey::Expression(Expression::String(s)) => s.as_str(),
+                _ => return None,
+            };
+            (name == wanted).then_some(value)
+        }),
+        _ => None,
+    }
+}
+
+/// The ASL file as Terraform's `templatefile` reads it: an HCL template.
+pub fn asl_template() -> Result<Template, String> {
+    let path = asl_template_path();
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.parse::<Template>()
+        .map_err(|e| format!("{} is not a valid HCL template: {e}", path.display()))
+}
+
+/// What the template interpolates: each `${…}` must be a plain variable (an ARN placeholder);
+/// anything else (an expression, a `%{…}` directive) is reported as an error.
+pub fn template_variables(template: &Template) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for element in template.elements() {
+        match element {
+            Element::Literal(_) => {}
+            Element::Interpolation(interpolation) => match &interpolation.expr {
+                Expression::Variable(v) => {
+                    if !names.iter().any(|n| n == v.as_str()) {
+                        names.push(v.to_string());
+                    }
+                }
+                other => return Err(format!("unexpected interpolation in the ASL: {other:?}")),
+            },
+            Element::Directive(d) => return Err(format!("unexpected directive in the ASL: {d:?}")),
+        }
+    }
+    Ok(names)
+}
+
+/// The function folder a placeholder names: `fetch_batch_function_arn` → `fetch-batch`.
+pub fn function_of_placeholder(placeholder: &str) -> Option<String> {
+    placeholder
+        .strip_suffix("_function_arn")
+        .map(|f| f.replace('_', "-"))
+}
+
+/// The folders under `functions/` that are crates (one Lambda each).
+pub fn function_folders() -> Vec<String> {
+    let dir = repo_root().join("functions");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}

@@ -1,12 +1,11 @@
 //! The database side of the CLI: the connection (from `DATABASE_URL` or `DATABASE_SECRET_ARN`)
-//! and the read queries behind `status`, `--wait` and `verify` that `shared::db` does not have.
+//! and the read queries behind `status`, `--wait` and `verify` (from `shared::db`).
 //! Everything that writes goes through `shared` (the migrations) or the Lambda functions.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use shared::config::Secret;
 use shared::db::progress::StatusCounts;
 use shared::model::RunId;
@@ -60,137 +59,34 @@ pub async fn connect(setting: &DatabaseSetting) -> Result<Client, CliError> {
     Ok(client)
 }
 
+// The read queries themselves live with the rest of the SQL in `shared::db`.
+pub use shared::db::batches::BatchProblem;
+pub use shared::db::progress::StoredTicker;
+
 /// Ticker counts and row totals of several runs at once, by run id.
 pub async fn counts_by_run(
     client: &impl GenericClient,
     run_ids: &[&str],
 ) -> Result<HashMap<String, StatusCounts>, CliError> {
-    let rows = client
-        .query(
-            "SELECT run_id,
-                    COUNT(*) FILTER (WHERE status = 'pending')      AS pending,
-                    COUNT(*) FILTER (WHERE status = 'success')      AS success,
-                    COUNT(*) FILTER (WHERE status = 'failed')       AS failed,
-                    COUNT(*) FILTER (WHERE status = 'rate_limited') AS rate_limited,
-                    COALESCE(SUM(records_inserted), 0)::bigint      AS records_inserted,
-                    COALESCE(SUM(records_updated), 0)::bigint       AS records_updated
-               FROM backfill_progress
-              WHERE run_id = ANY($1)
-           GROUP BY run_id",
-            &[&run_ids],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("run_id")?,
-                StatusCounts {
-                    pending: r.try_get("pending")?,
-                    success: r.try_get("success")?,
-                    failed: r.try_get("failed")?,
-                    rate_limited: r.try_get("rate_limited")?,
-                    records_inserted: r.try_get("records_inserted")?,
-                    records_updated: r.try_get("records_updated")?,
-                },
-            ))
-        })
-        .collect()
-}
-
-/// A batch whose last invocation raised an error, or that the state machine gave up on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BatchProblem {
-    pub batch: i32,
-    /// `failed` (given up after the state machine's retries) or `error` (the last invocation
-    /// raised; the state machine may still be retrying it).
-    pub last_status: String,
-    pub error_name: Option<String>,
-    pub message: Option<String>,
-    pub invocations: i32,
-    pub updated_at: DateTime<Utc>,
+    Ok(shared::db::progress::counts_by_run(client, run_ids).await?)
 }
 
 pub async fn batch_problems(
     client: &impl GenericClient,
     run_id: &RunId,
 ) -> Result<Vec<BatchProblem>, CliError> {
-    let rows = client
-        .query(
-            "SELECT batch, last_status, last_error_name, last_error_message, invocations, updated_at
-               FROM backfill_batch
-              WHERE run_id = $1 AND last_status IN ('failed', 'error')
-           ORDER BY batch",
-            &[&run_id.as_str()],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(BatchProblem {
-                batch: r.try_get("batch")?,
-                last_status: r.try_get("last_status")?,
-                error_name: r.try_get("last_error_name")?,
-                message: r.try_get("last_error_message")?,
-                invocations: r.try_get("invocations")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })
-        .collect()
+    Ok(shared::db::batches::problems(client, run_id).await?)
 }
 
-/// Batches whose last invocation was rate limited and that still have tickers to fetch: the
-/// batches the state machine is waiting on right now (or gave up on after its rounds).
 pub async fn waiting_batches(client: &impl GenericClient, run_id: &RunId) -> Result<i64, CliError> {
-    let row = client
-        .query_one(
-            "SELECT COUNT(*) AS waiting
-               FROM backfill_batch b
-              WHERE b.run_id = $1 AND b.last_status = 'rate_limited'
-                AND EXISTS (SELECT 1 FROM backfill_progress p
-                             WHERE p.run_id = b.run_id AND p.batch = b.batch
-                               AND p.status IN ('pending', 'rate_limited'))",
-            &[&run_id.as_str()],
-        )
-        .await?;
-    Ok(row.try_get("waiting")?)
+    Ok(shared::db::batches::waiting(client, run_id).await?)
 }
 
-/// A `success` ticker of a run and the bars stored for it in the run's window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredTicker {
-    pub symbol: String,
-    pub rows_in_window: i64,
-    pub first_bar: Option<DateTime<Utc>>,
-    pub last_bar: Option<DateTime<Utc>>,
-}
-
-/// Every `success` ticker of the run with the rows `stock_price_history` holds for it in
-/// `[from, to)`.
 pub async fn success_tickers_rows(
     client: &impl GenericClient,
     run_id: &RunId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<StoredTicker>, CliError> {
-    let rows = client
-        .query(
-            "SELECT p.symbol, COUNT(s.id) AS n, MIN(s.date) AS first_bar, MAX(s.date) AS last_bar
-               FROM backfill_progress p
-          LEFT JOIN stock_price_history s
-                 ON s.symbol = p.symbol AND s.date >= $2 AND s.date < $3
-              WHERE p.run_id = $1 AND p.status = 'success'
-           GROUP BY p.symbol
-           ORDER BY p.symbol",
-            &[&run_id.as_str(), &from, &to],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(StoredTicker {
-                symbol: r.try_get("symbol")?,
-                rows_in_window: r.try_get("n")?,
-                first_bar: r.try_get("first_bar")?,
-                last_bar: r.try_get("last_bar")?,
-            })
-        })
-        .collect()
+    Ok(shared::db::progress::success_tickers_rows(client, run_id, from, to).await?)
 }

@@ -138,3 +138,60 @@ pub async fn failed(
         })
         .collect()
 }
+
+/// A batch whose last invocation raised an error, or that the state machine gave up on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchProblem {
+    pub batch: i32,
+    /// `failed` (given up after the state machine's retries) or `error` (the last invocation
+    /// raised; the state machine may still be retrying it).
+    pub last_status: String,
+    pub error_name: Option<String>,
+    pub message: Option<String>,
+    pub invocations: i32,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn problems(
+    client: &impl GenericClient,
+    run_id: &RunId,
+) -> Result<Vec<BatchProblem>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT batch, last_status, last_error_name, last_error_message, invocations, updated_at
+               FROM backfill_batch
+              WHERE run_id = $1 AND last_status IN ('failed', 'error')
+           ORDER BY batch",
+            &[&run_id.as_str()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(BatchProblem {
+                batch: r.try_get("batch")?,
+                last_status: r.try_get("last_status")?,
+                error_name: r.try_get("last_error_name")?,
+                message: r.try_get("last_error_message")?,
+                invocations: r.try_get("invocations")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Batches whose last invocation was rate limited and that still have tickers to fetch: the
+/// batches the state machine is waiting on right now (or gave up on after its rounds).
+pub async fn waiting(client: &impl GenericClient, run_id: &RunId) -> Result<i64, BackfillError> {
+    let row = client
+        .query_one(
+            "SELECT COUNT(*) AS waiting
+               FROM backfill_batch b
+              WHERE b.run_id = $1 AND b.last_status = 'rate_limited'
+                AND EXISTS (SELECT 1 FROM backfill_progress p
+                             WHERE p.run_id = b.run_id AND p.batch = b.batch
+                               AND p.status IN ('pending', 'rate_limited'))",
+            &[&run_id.as_str()],
+        )
+        .await?;
+    Ok(row.try_get("waiting")?)
+}

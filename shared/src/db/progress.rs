@@ -223,24 +223,16 @@ impl StatusCounts {
     }
 }
 
-pub async fn counts(
-    client: &impl GenericClient,
-    run_id: &RunId,
-    batch: Option<i32>,
-) -> Result<StatusCounts, BackfillError> {
-    let row = client
-        .query_one(
-            "SELECT COUNT(*) FILTER (WHERE status = 'pending')      AS pending,
-                    COUNT(*) FILTER (WHERE status = 'success')      AS success,
-                    COUNT(*) FILTER (WHERE status = 'failed')       AS failed,
-                    COUNT(*) FILTER (WHERE status = 'rate_limited') AS rate_limited,
-                    COALESCE(SUM(records_inserted), 0)::bigint      AS records_inserted,
-                    COALESCE(SUM(records_updated), 0)::bigint       AS records_updated
-               FROM backfill_progress
-              WHERE run_id = $1 AND ($2::int IS NULL OR batch = $2)",
-            &[&run_id.as_str(), &batch],
-        )
-        .await?;
+/// Ticker counts per status and row totals, as SELECT columns over `backfill_progress`.
+const COUNT_COLUMNS: &str = "
+    COUNT(*) FILTER (WHERE status = 'pending')      AS pending,
+    COUNT(*) FILTER (WHERE status = 'success')      AS success,
+    COUNT(*) FILTER (WHERE status = 'failed')       AS failed,
+    COUNT(*) FILTER (WHERE status = 'rate_limited') AS rate_limited,
+    COALESCE(SUM(records_inserted), 0)::bigint      AS records_inserted,
+    COALESCE(SUM(records_updated), 0)::bigint       AS records_updated";
+
+fn counts_from_row(row: &tokio_postgres::Row) -> Result<StatusCounts, BackfillError> {
     Ok(StatusCounts {
         pending: row.try_get("pending")?,
         success: row.try_get("success")?,
@@ -249,6 +241,75 @@ pub async fn counts(
         records_inserted: row.try_get("records_inserted")?,
         records_updated: row.try_get("records_updated")?,
     })
+}
+
+pub async fn counts(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: Option<i32>,
+) -> Result<StatusCounts, BackfillError> {
+    let sql = format!(
+        "SELECT {COUNT_COLUMNS} FROM backfill_progress
+          WHERE run_id = $1 AND ($2::int IS NULL OR batch = $2)"
+    );
+    let row = client.query_one(&sql, &[&run_id.as_str(), &batch]).await?;
+    counts_from_row(&row)
+}
+
+/// [`counts`] for several runs at once, by run id (runs without progress rows are absent).
+pub async fn counts_by_run(
+    client: &impl GenericClient,
+    run_ids: &[&str],
+) -> Result<std::collections::HashMap<String, StatusCounts>, BackfillError> {
+    let sql = format!(
+        "SELECT run_id, {COUNT_COLUMNS} FROM backfill_progress
+          WHERE run_id = ANY($1) GROUP BY run_id"
+    );
+    let rows = client.query(&sql, &[&run_ids]).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("run_id")?, counts_from_row(r)?)))
+        .collect()
+}
+
+/// A `success` ticker of a run and the bars stored for it in the run's window.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredTicker {
+    pub symbol: String,
+    pub rows_in_window: i64,
+    pub first_bar: Option<DateTime<Utc>>,
+    pub last_bar: Option<DateTime<Utc>>,
+}
+
+/// Every `success` ticker of the run with the rows `stock_price_history` holds for it in
+/// `[from, to)` (what `backfill verify` checks).
+pub async fn success_tickers_rows(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<StoredTicker>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT p.symbol, COUNT(s.id) AS n, MIN(s.date) AS first_bar, MAX(s.date) AS last_bar
+               FROM backfill_progress p
+          LEFT JOIN stock_price_history s
+                 ON s.symbol = p.symbol AND s.date >= $2 AND s.date < $3
+              WHERE p.run_id = $1 AND p.status = 'success'
+           GROUP BY p.symbol
+           ORDER BY p.symbol",
+            &[&run_id.as_str(), &from, &to],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredTicker {
+                symbol: r.try_get("symbol")?,
+                rows_in_window: r.try_get("n")?,
+                first_bar: r.try_get("first_bar")?,
+                last_bar: r.try_get("last_bar")?,
+            })
+        })
+        .collect()
 }
 
 /// Failed and rate-limited tickers with their reasons, failed first, then by symbol.

@@ -1,6 +1,7 @@
 //! Price providers behind one port. One ranged request per ticker and interval (plus paging),
 //! never one per day.
 
+mod http;
 pub mod pacing;
 pub mod polygon;
 pub mod yahoo;

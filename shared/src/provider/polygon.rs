@@ -14,13 +14,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::DateTime;
-use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
+use super::http::{self, Answer};
 use super::pacing::Pacer;
-use super::yahoo::{retry_after, transport_error};
 use super::{FetchedBars, PriceProvider, ProviderError};
 use crate::config::Secret;
 use crate::error::BackfillError;
@@ -170,19 +169,12 @@ impl PolygonProvider {
             }
             self.pacer.acquire().await;
             fetched.requests += 1;
-            let response = self
-                .http
-                .get(self.with_key(&url))
-                .header(ACCEPT, "application/json")
-                .send()
-                .await
-                .map_err(|e| transport_error("polygon", symbol, e))?;
-            let status = response.status();
-            let retry_after = retry_after(response.headers());
-            let body = response
-                .text()
-                .await
-                .map_err(|e| transport_error("polygon", symbol, e))?;
+            let request = self.http.get(self.with_key(&url));
+            let Answer {
+                status,
+                retry_after,
+                body,
+            } = http::send(request, "polygon", symbol).await?;
             let page = interpret(status, retry_after, &body, symbol);
             tracing::debug!(
                 provider = "polygon",

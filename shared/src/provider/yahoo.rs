@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER, USER_AGENT};
+use reqwest::header::USER_AGENT;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
+use super::http::{self, Answer};
 use super::pacing::Pacer;
 use super::{FetchedBars, PriceProvider, ProviderError};
 use crate::error::BackfillError;
@@ -118,20 +119,12 @@ impl PriceProvider for YahooProvider {
         let requested_as = yahoo_symbol(symbol);
         let url = self.chart_url(&requested_as, range, interval)?;
         self.pacer.acquire().await;
-        let response = self
-            .http
-            .get(url)
-            .header(USER_AGENT, BROWSER_USER_AGENT)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| transport_error("yahoo", symbol, e))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let body = response
-            .text()
-            .await
-            .map_err(|e| transport_error("yahoo", symbol, e))?;
+        let request = self.http.get(url).header(USER_AGENT, BROWSER_USER_AGENT);
+        let Answer {
+            status,
+            retry_after,
+            body,
+        } = http::send(request, "yahoo", symbol).await?;
         let result = interpret(status, retry_after, &body, symbol, &requested_as, range);
         tracing::debug!(
             provider = "yahoo",
@@ -346,37 +339,6 @@ fn parse_chart(body: &str, range: &DateRange) -> Result<(Vec<Bar>, u32), ChartPr
     Ok((bars, skipped))
 }
 
-/// `Retry-After` as delay-seconds or as an HTTP date. Shared with the Polygon adapter.
-pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(raw).ok()?.with_timezone(&Utc);
-    Some((at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-}
-
-/// A transport failure (connect, timeout, cut body) as `Unavailable`. The URL is stripped: for
-/// Polygon it carries the API key. Shared with the Polygon adapter.
-pub(super) fn transport_error(provider: &str, symbol: &Symbol, e: reqwest::Error) -> ProviderError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "lost the response body"
-    } else {
-        "failed"
-    };
-    let e = e.without_url();
-    // The innermost cause says the most ("Connection refused (os error 111)").
-    let mut cause: &dyn std::error::Error = &e;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    ProviderError::Unavailable(format!("{provider} request for {symbol} {what}: {cause}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,19 +376,5 @@ mod tests {
             "indicators":{"quote":[{"open":[1.0],"high":[1.0,1.0],"low":[1.0,1.0],"close":[1.0,1.0],"volume":[1,1]}]}}],"error":null}}"#;
         let got = parse_chart(body, &range("2026-03-09", "2026-03-09"));
         assert!(matches!(got, Err(ChartProblem::Malformed(m)) if m.contains("open")));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, "12".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
-        headers.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
-        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -49,6 +49,45 @@ pub enum DatabaseSource {
     SecretArn(String),
 }
 
+impl DatabaseSource {
+    /// `DATABASE_URL` wins over `DATABASE_SECRET_ARN`; `None` when neither is set.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        match (get("DATABASE_URL"), get("DATABASE_SECRET_ARN")) {
+            (Some(url), _) => Some(DatabaseSource::Url(Secret::new(url))),
+            (None, Some(arn)) => Some(DatabaseSource::SecretArn(arn)),
+            (None, None) => None,
+        }
+    }
+
+    pub fn from_env() -> Option<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The connection settings: the URL parsed, or the secret read and parsed.
+    pub async fn connection_config(
+        &self,
+        secrets: Option<&dyn crate::secrets::SecretSource>,
+    ) -> Result<tokio_postgres::Config, BackfillError> {
+        match self {
+            DatabaseSource::Url(url) => crate::db::parse_url(url.expose()),
+            DatabaseSource::SecretArn(arn) => {
+                let secrets = secrets.ok_or_else(|| {
+                    BackfillError::ConfigurationError(format!(
+                        "DATABASE_SECRET_ARN {arn} is set but no secret source is available"
+                    ))
+                })?;
+                let secret = secrets.secret_string(arn).await?;
+                crate::secrets::database_config_from_secret(arn, &secret)
+            }
+        }
+    }
+}
+
 /// Where the Polygon API key comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiKeySource {
@@ -94,15 +133,9 @@ impl Config {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let database = match (get("DATABASE_URL"), get("DATABASE_SECRET_ARN")) {
-            (Some(url), _) => DatabaseSource::Url(Secret::new(url)),
-            (None, Some(arn)) => DatabaseSource::SecretArn(arn),
-            (None, None) => {
-                return Err(BackfillError::ConfigurationError(
-                    "set DATABASE_URL or DATABASE_SECRET_ARN".into(),
-                ))
-            }
-        };
+        let database = DatabaseSource::from_lookup(get).ok_or_else(|| {
+            BackfillError::ConfigurationError("set DATABASE_URL or DATABASE_SECRET_ARN".into())
+        })?;
         let default_provider = match get("PRICE_PROVIDER") {
             Some(p) => p.parse().map_err(|e: BackfillError| {
                 BackfillError::ConfigurationError(format!("PRICE_PROVIDER: {e}"))

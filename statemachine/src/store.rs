@@ -6,33 +6,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shared::config::Secret;
 use shared::db::progress::StatusCounts;
 use shared::model::RunId;
-use shared::secrets::{database_config_from_secret, SecretSource, SecretsManager};
+use shared::secrets::{SecretSource, SecretsManager};
 use tokio_postgres::{Client, GenericClient, NoTls};
 
 use crate::error::CliError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the database is, from the environment (the same variables the functions read).
-#[derive(Debug, Clone)]
-pub enum DatabaseSetting {
-    Url(Secret),
-    SecretArn(String),
-}
-
-impl DatabaseSetting {
-    pub fn from_env() -> Option<Self> {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        match (get("DATABASE_URL"), get("DATABASE_SECRET_ARN")) {
-            (Some(url), _) => Some(DatabaseSetting::Url(Secret::new(url.trim()))),
-            (None, Some(arn)) => Some(DatabaseSetting::SecretArn(arn.trim().to_string())),
-            (None, None) => None,
-        }
-    }
-}
+/// Where the database is: the same variables, read the same way, as the functions.
+pub use shared::config::DatabaseSource as DatabaseSetting;
 
 /// Connects to the database named by the environment; a clear error when none is.
 pub async fn connect_from_env() -> Result<Client, CliError> {
@@ -42,13 +26,13 @@ pub async fn connect_from_env() -> Result<Client, CliError> {
 
 /// Connects with a timeout; the session runs in UTC like the functions' sessions.
 pub async fn connect(setting: &DatabaseSetting) -> Result<Client, CliError> {
-    let mut config = match setting {
-        DatabaseSetting::Url(url) => shared::db::parse_url(url.expose())?,
-        DatabaseSetting::SecretArn(arn) => {
-            let secret = SecretsManager::from_env().await.secret_string(arn).await?;
-            database_config_from_secret(arn, &secret)?
-        }
+    let secrets = match setting {
+        DatabaseSetting::SecretArn(_) => Some(SecretsManager::from_env().await),
+        DatabaseSetting::Url(_) => None,
     };
+    let mut config = setting
+        .connection_config(secrets.as_ref().map(|s| s as &dyn SecretSource))
+        .await?;
     config.options("-c TimeZone=UTC");
     config.connect_timeout(CONNECT_TIMEOUT);
     let (client, connection) = config.connect(NoTls).await?;

@@ -19,9 +19,7 @@ use crate::provider::pacing::Pacer;
 use crate::provider::polygon::PolygonProvider;
 use crate::provider::yahoo::YahooProvider;
 use crate::provider::{http_client, PriceProvider};
-use crate::secrets::{
-    api_key_from_secret, database_config_from_secret, SecretSource, SecretsManager,
-};
+use crate::secrets::{api_key_from_secret, SecretSource, SecretsManager};
 
 pub struct App {
     config: Config,
@@ -78,13 +76,11 @@ impl App {
     pub async fn pool(&self) -> Result<&Pool, BackfillError> {
         self.pool
             .get_or_try_init(|| async {
-                let pg = match &self.config.database {
-                    DatabaseSource::Url(url) => db::parse_url(url.expose())?,
-                    DatabaseSource::SecretArn(arn) => {
-                        let secret = self.secrets()?.secret_string(arn).await?;
-                        database_config_from_secret(arn, &secret)?
-                    }
-                };
+                let pg = self
+                    .config
+                    .database
+                    .connection_config(self.secrets.as_deref())
+                    .await?;
                 db::pool(pg, self.config.db_pool_size)
             })
             .await

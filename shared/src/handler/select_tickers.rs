@@ -214,7 +214,12 @@ impl App {
                 && existing.batch_size == request.batch_size
             {
                 info!("run already created by an earlier attempt; returning its plan");
-                return Ok(plan_output(&existing, params, false));
+                return Ok(plan_output(
+                    &existing,
+                    0..existing.batch_count,
+                    params,
+                    false,
+                ));
             }
             return Err(BackfillError::InvalidInput(format!(
                 "new_run_id {run_id} already exists with other parameters: resume it with run_id instead"
@@ -247,6 +252,7 @@ impl App {
         batches::insert_range(&*tx, &run_id, 0, batch_count).await?;
         let requested = i32::try_from(symbols.len()).unwrap_or(i32::MAX);
         runs::record_plan(&*tx, &run_id, batch_count, requested, 0, false).await?;
+        let run = runs::get(&*tx, &run_id).await?;
         tx.commit().await?;
 
         info!(
@@ -257,26 +263,7 @@ impl App {
             provider = %request.provider,
             "run created"
         );
-        Ok(SelectTickersOutput {
-            batches: (0..batch_count)
-                .map(|batch| BatchRef {
-                    run_id: run_id.clone(),
-                    batch,
-                })
-                .collect(),
-            run_id,
-            tickers: symbols.len() as i64,
-            requested: symbols.len() as i64,
-            skipped: 0,
-            resumed: false,
-            start_date: request.range.start().to_string(),
-            end_date: request.range.end().to_string(),
-            interval: request.interval,
-            provider: request.provider,
-            batch_size: i64::from(request.batch_size),
-            max_concurrency: params.max_concurrency,
-            max_rate_limit_rounds: params.max_rate_limit_rounds,
-        })
+        Ok(plan_output(&run, 0..batch_count, params, false))
     }
 
     async fn resume(
@@ -329,6 +316,7 @@ impl App {
             true,
         )
         .await?;
+        let reopened = runs::get(&*tx, &run_id).await?;
         tx.commit().await?;
 
         info!(
@@ -338,39 +326,25 @@ impl App {
             reprocess = reprocess.as_str(),
             "run resumed"
         );
-        Ok(SelectTickersOutput {
-            batches: (first..first + new_batches)
-                .map(|batch| BatchRef {
-                    run_id: run_id.clone(),
-                    batch,
-                })
-                .collect(),
-            run_id,
-            tickers,
-            requested,
-            skipped,
-            resumed: true,
-            start_date: run.range.start().to_string(),
-            end_date: run.range.end().to_string(),
-            interval: run.interval,
-            provider: run.provider,
-            batch_size: i64::from(run.batch_size),
-            max_concurrency: params.max_concurrency,
-            max_rate_limit_rounds: params.max_rate_limit_rounds,
-        })
+        Ok(plan_output(
+            &reopened,
+            first..first + new_batches,
+            params,
+            true,
+        ))
     }
 }
 
-/// The output for a run's whole current plan, from its stored row.
+/// The output for the batches `batches` of a run, from its stored row.
 fn plan_output(
     run: &runs::RunRecord,
+    batches: std::ops::Range<i32>,
     params: ExecutionParams,
     resumed: bool,
 ) -> SelectTickersOutput {
-    let first = if resumed { run.batch_count } else { 0 };
     SelectTickersOutput {
         run_id: run.run_id.clone(),
-        batches: (first..run.batch_count)
+        batches: batches
             .map(|batch| BatchRef {
                 run_id: run.run_id.clone(),
                 batch,

@@ -138,10 +138,9 @@ fn describe(status: ExecutionStatus, snap: Option<&Snapshot>) -> String {
     };
     let c = &s.counts;
     let mut msg = format!(
-        "{} · rows {} inserted, {} updated",
+        "{} · rows {}",
         status.as_str(),
-        c.records_inserted,
-        c.records_updated
+        render::rows_written(c.records_inserted, c.records_updated)
     );
     if c.failed > 0 {
         let _ = write!(msg, " · {} failed", c.failed);
@@ -257,37 +256,26 @@ pub fn render_summary(s: &FinalizeRunOutput) -> String {
         ),
         (
             "tickers",
-            format!(
-                "{} requested: {} success, {} failed, {} rate_limited, {} pending ({} already done before this execution)",
-                s.requested, s.success, s.failed, s.rate_limited, s.pending, s.skipped
-            ),
+            status::TickerCounts::from(s).describe("this execution"),
         ),
         (
             "rows",
-            format!("{} inserted, {} updated", s.records_inserted, s.records_updated),
+            render::rows_written(s.records_inserted, s.records_updated),
         ),
     ]));
-    if !s.errors.is_empty() {
-        let _ = writeln!(out, "problems ({}):", s.errors.len());
-        for e in &s.errors {
-            let _ = writeln!(
-                out,
-                "  {}  {}  {}  {}",
-                e.symbol,
-                e.status,
-                e.error_name.as_deref().unwrap_or("-"),
-                render::one_line(e.message.as_deref().unwrap_or(""), 100)
-            );
-        }
-    }
+    let problems: Vec<Vec<String>> = s
+        .errors
+        .iter()
+        .map(|e| {
+            let [name, message] =
+                render::error_cells(e.error_name.as_deref(), e.message.as_deref());
+            vec![e.symbol.clone(), e.status.clone(), name, message]
+        })
+        .collect();
+    out.push_str(&render::problem_list("problems", &problems));
     for b in &s.failed_batches {
-        let _ = writeln!(
-            out,
-            "failed batch {}: {} {}",
-            b.batch,
-            b.error_name.as_deref().unwrap_or("-"),
-            render::one_line(b.message.as_deref().unwrap_or(""), 100)
-        );
+        let [name, message] = render::error_cells(b.error_name.as_deref(), b.message.as_deref());
+        let _ = writeln!(out, "failed batch {}: {name} {message}", b.batch);
     }
     if s.pending + s.rate_limited > 0 {
         let _ = writeln!(out, "resume it with: backfill resume {}", s.run_id);
@@ -317,5 +305,35 @@ mod tests {
             "RUNNING · rows 120 inserted, 4 updated · 1 failed · waiting out rate limits: 2 tickers, 1 batches"
         );
         assert_eq!(describe(ExecutionStatus::Running, None), "RUNNING");
+    }
+
+    #[test]
+    fn the_summary_lists_problem_tickers_and_failed_batches() {
+        let summary: FinalizeRunOutput = serde_json::from_value(serde_json::json!({
+            "run_id": "backfill-20260312-101500-0a1b2c3d", "status": "incomplete",
+            "requested": 3, "success": 1, "failed": 1, "skipped": 0, "rate_limited": 1,
+            "pending": 0, "records_inserted": 42, "records_updated": 3,
+            "errors": [
+                {"symbol": "NOPE", "status": "failed", "error_name": "UnknownSymbol",
+                 "message": "Yahoo does not\n know NOPE"},
+                {"symbol": "IBM", "status": "rate_limited", "error_name": null, "message": null}
+            ],
+            "failed_batches": [{"batch": 4, "error_name": null, "message": "boom"}],
+            "start_date": "2026-03-09", "end_date": "2026-03-11",
+            "interval": "1h", "provider": "yahoo"
+        }))
+        .unwrap();
+        assert_eq!(
+            render_summary(&summary),
+            "run backfill-20260312-101500-0a1b2c3d  incomplete\n\
+             \x20 window   2026-03-09 .. 2026-03-11, interval 1h, provider yahoo\n\
+             \x20 tickers  3 requested: 1 success, 1 failed, 1 rate_limited, 0 pending (0 already done before this execution)\n\
+             \x20 rows     42 inserted, 3 updated\n\
+             problems (2):\n\
+             \x20 NOPE  failed  UnknownSymbol  Yahoo does not know NOPE\n\
+             \x20 IBM  rate_limited  -  \n\
+             failed batch 4: - boom\n\
+             resume it with: backfill resume backfill-20260312-101500-0a1b2c3d\n"
+        );
     }
 }

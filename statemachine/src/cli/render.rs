@@ -111,6 +111,57 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
     out
 }
 
+/// How many rows a run inserted and updated.
+pub fn rows_written(inserted: i64, updated: i64) -> String {
+    format!("{inserted} inserted, {updated} updated")
+}
+
+/// Error messages in problem lists are cut to this many characters.
+const MESSAGE_WIDTH: usize = 100;
+
+/// A failed ticker's or batch's error as two cells: its name (`-` without one) and its message
+/// on one line (empty without one).
+pub fn error_cells(error_name: Option<&str>, message: Option<&str>) -> [String; 2] {
+    [
+        error_name.unwrap_or("-").to_string(),
+        one_line(message.unwrap_or(""), MESSAGE_WIDTH),
+    ]
+}
+
+/// `title (N):`, then one line per problem, indented, its cells two spaces apart; nothing when
+/// there are no problems.
+pub fn problem_list(title: &str, rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "{title} ({}):", rows.len());
+    for row in rows {
+        let _ = writeln!(out, "  {}", row.join("  "));
+    }
+    out
+}
+
+/// [`problem_list`] with the cells in aligned columns and at most `limit` problems shown; a last
+/// line counts the others and says where they all are (`see`).
+pub fn problem_table(title: &str, rows: &[Vec<String>], limit: usize, see: &str) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "{title} ({}):", rows.len());
+    let shown = &rows[..rows.len().min(limit)];
+    // Headerless: the title says what the columns are.
+    let headers = vec![""; rows[0].len()];
+    for line in table(&headers, &[], shown).lines().skip(1) {
+        let _ = writeln!(out, "  {line}");
+    }
+    if rows.len() > limit {
+        let _ = writeln!(out, "  … and {} more ({see})", rows.len() - limit);
+    }
+    out
+}
+
 /// One message on one line, cut to `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -137,6 +188,51 @@ mod tests {
             ],
         );
         assert_eq!(t, "NAME   N\na     10\nlong   2\n");
+    }
+
+    #[test]
+    fn problem_lists_keep_their_cells_two_spaces_apart() {
+        let rows = vec![
+            vec![
+                "NOPE".into(),
+                "failed".into(),
+                "UnknownSymbol".into(),
+                "gone".into(),
+            ],
+            vec![
+                "IBM".into(),
+                "rate_limited".into(),
+                "-".into(),
+                String::new(),
+            ],
+        ];
+        assert_eq!(
+            problem_list("problems", &rows),
+            "problems (2):\n  NOPE  failed  UnknownSymbol  gone\n  IBM  rate_limited  -  \n"
+        );
+        assert_eq!(problem_list("problems", &[]), "");
+    }
+
+    #[test]
+    fn problem_tables_align_and_count_what_they_leave_out() {
+        let rows: Vec<Vec<String>> = ["A", "BB", "C"]
+            .iter()
+            .map(|s| vec![s.to_string(), "Err".into(), String::new()])
+            .collect();
+        assert_eq!(
+            problem_table("failed tickers", &rows, 2, "see all"),
+            "failed tickers (3):\n  A   Err\n  BB  Err\n  … and 1 more (see all)\n"
+        );
+        assert_eq!(problem_table("failed tickers", &[], 2, "see all"), "");
+    }
+
+    #[test]
+    fn error_cells_name_a_missing_error_and_flatten_the_message() {
+        assert_eq!(error_cells(None, None), ["-".to_string(), String::new()]);
+        assert_eq!(
+            error_cells(Some("RateLimited"), Some("slow\n  down")),
+            ["RateLimited".to_string(), "slow down".to_string()]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use shared::contract::TickerError;
+use shared::contract::{FinalizeRunOutput, TickerError};
 use shared::db::{progress, runs};
 use shared::model::{Interval, ProviderKind, RunId, Selection};
 use tokio_postgres::GenericClient;
@@ -28,6 +28,29 @@ pub struct TickerCounts {
     pub pending: i64,
     /// Tickers already `success` when the latest execution (a resume) started.
     pub skipped: i64,
+}
+
+impl TickerCounts {
+    /// `N requested: … (K already done before {execution})`.
+    pub fn describe(&self, execution: &str) -> String {
+        format!(
+            "{} requested: {} success, {} failed, {} rate_limited, {} pending ({} already done before {execution})",
+            self.requested, self.success, self.failed, self.rate_limited, self.pending, self.skipped
+        )
+    }
+}
+
+impl From<&FinalizeRunOutput> for TickerCounts {
+    fn from(s: &FinalizeRunOutput) -> Self {
+        TickerCounts {
+            requested: s.requested,
+            success: s.success,
+            failed: s.failed,
+            rate_limited: s.rate_limited,
+            pending: s.pending,
+            skipped: s.skipped,
+        }
+    }
 }
 
 /// One run in detail.
@@ -218,35 +241,6 @@ pub fn render_runs(rows: &[RunRow]) -> String {
     )
 }
 
-fn problem_lines(out: &mut String, run_id: &str, title: &str, items: &[TickerError]) {
-    if items.is_empty() {
-        return;
-    }
-    let _ = writeln!(out, "{title} ({}):", items.len());
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .take(TEXT_LIST_LIMIT)
-        .map(|t| {
-            vec![
-                format!("  {}", t.symbol),
-                t.error_name.clone().unwrap_or_else(|| "-".into()),
-                render::one_line(t.message.as_deref().unwrap_or(""), 100),
-            ]
-        })
-        .collect();
-    // The table's header line is dropped: the title says what the columns are.
-    let table = render::table(&["", "", ""], &[false, false, false], &rows);
-    out.push_str(table.split_once('\n').map_or("", |(_, rest)| rest));
-    if items.len() > TEXT_LIST_LIMIT {
-        let _ = writeln!(
-            out,
-            "  … and {} more (`backfill status {} --json` lists them all)",
-            items.len() - TEXT_LIST_LIMIT,
-            run_id
-        );
-    }
-}
-
 pub fn render_report(r: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "run {}  {}", r.run_id, r.status);
@@ -279,38 +273,48 @@ pub fn render_report(r: &RunReport) -> String {
                 render::time(&r.updated_at)
             ),
         ),
-        (
-            "tickers",
-            format!(
-                "{} requested: {} success, {} failed, {} rate_limited, {} pending ({} already done before the latest execution)",
-                t.requested, t.success, t.failed, t.rate_limited, t.pending, t.skipped
-            ),
-        ),
+        ("tickers", t.describe("the latest execution")),
         (
             "rows",
-            format!("{} inserted, {} updated", r.records_inserted, r.records_updated),
+            render::rows_written(r.records_inserted, r.records_updated),
         ),
     ]));
-    problem_lines(&mut out, &r.run_id, "failed tickers", &r.failed_tickers);
-    problem_lines(
-        &mut out,
-        &r.run_id,
-        "rate-limited tickers",
-        &r.rate_limited_tickers,
-    );
-    if !r.failed_batches.is_empty() {
-        let _ = writeln!(out, "failed batches ({}):", r.failed_batches.len());
-        for b in &r.failed_batches {
-            let _ = writeln!(
-                out,
-                "  batch {}  {}  {}  {}",
-                b.batch,
-                b.last_status,
-                b.error_name.as_deref().unwrap_or("-"),
-                render::one_line(b.message.as_deref().unwrap_or(""), 100)
-            );
-        }
+    let see = format!("`backfill status {} --json` lists them all", r.run_id);
+    let tickers = |list: &[TickerError]| -> Vec<Vec<String>> {
+        list.iter()
+            .map(|e| {
+                let [name, message] =
+                    render::error_cells(e.error_name.as_deref(), e.message.as_deref());
+                vec![e.symbol.clone(), name, message]
+            })
+            .collect()
+    };
+    for (title, list) in [
+        ("failed tickers", &r.failed_tickers),
+        ("rate-limited tickers", &r.rate_limited_tickers),
+    ] {
+        out.push_str(&render::problem_table(
+            title,
+            &tickers(list),
+            TEXT_LIST_LIMIT,
+            &see,
+        ));
     }
+    let batches: Vec<Vec<String>> = r
+        .failed_batches
+        .iter()
+        .map(|b| {
+            let [name, message] =
+                render::error_cells(b.error_name.as_deref(), b.message.as_deref());
+            vec![
+                format!("batch {}", b.batch),
+                b.last_status.clone(),
+                name,
+                message,
+            ]
+        })
+        .collect();
+    out.push_str(&render::problem_list("failed batches", &batches));
     if t.pending + t.rate_limited > 0 && r.status != "running" {
         let _ = writeln!(
             out,

@@ -7,6 +7,8 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use url::Url;
 
+use crate::db::tls::TlsSettings;
+use crate::db::ConnectionSettings;
 use crate::error::BackfillError;
 use crate::model::{parse_date, ProviderKind};
 
@@ -69,12 +71,14 @@ impl DatabaseSource {
     }
 
     /// The connection settings: the URL parsed, or the secret read and parsed.
+    /// `tls` holds the defaults (`PGSSLMODE`, `PGSSLROOTCERT`); a URL's own options win.
     pub async fn connection_config(
         &self,
         secrets: Option<&dyn crate::secrets::SecretSource>,
-    ) -> Result<tokio_postgres::Config, BackfillError> {
+        tls: &TlsSettings,
+    ) -> Result<ConnectionSettings, BackfillError> {
         match self {
-            DatabaseSource::Url(url) => crate::db::parse_url(url.expose()),
+            DatabaseSource::Url(url) => crate::db::parse_url(url.expose(), tls),
             DatabaseSource::SecretArn(arn) => {
                 let secrets = secrets.ok_or_else(|| {
                     BackfillError::ConfigurationError(format!(
@@ -82,7 +86,7 @@ impl DatabaseSource {
                     ))
                 })?;
                 let secret = secrets.secret_string(arn).await?;
-                crate::secrets::database_config_from_secret(arn, &secret)
+                crate::secrets::database_config_from_secret(arn, &secret, tls)
             }
         }
     }
@@ -100,6 +104,8 @@ pub enum ApiKeySource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database: DatabaseSource,
+    /// `PGSSLMODE` / `PGSSLROOTCERT`: how to secure the database connection by default.
+    pub database_tls: TlsSettings,
     /// Provider for runs whose request names none.
     pub default_provider: ProviderKind,
     pub yahoo_base_url: Url,
@@ -183,6 +189,7 @@ impl Config {
         .map_err(|e| BackfillError::ConfigurationError(e.to_string()))?;
         Ok(Self {
             database,
+            database_tls: TlsSettings::from_lookup(get)?,
             default_provider,
             yahoo_base_url: url("YAHOO_BASE_URL", DEFAULT_YAHOO_BASE_URL)?,
             polygon_base_url: url("POLYGON_BASE_URL", DEFAULT_POLYGON_BASE_URL)?,

@@ -4,6 +4,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::config::Secret;
+use crate::db::tls::TlsSettings;
+use crate::db::ConnectionSettings;
 use crate::error::BackfillError;
 
 #[async_trait]
@@ -67,15 +69,20 @@ struct DatabaseSecret {
 pub fn database_config_from_secret(
     arn: &str,
     secret: &Secret,
-) -> Result<tokio_postgres::Config, BackfillError> {
+    tls: &TlsSettings,
+) -> Result<ConnectionSettings, BackfillError> {
     let bad =
         |what: &str| BackfillError::ConfigurationError(format!("database secret {arn} {what}"));
     let parsed: DatabaseSecret =
         serde_json::from_str(secret.expose()).map_err(|_| bad("is not a JSON object"))?;
     if let Some(url) = parsed.url {
-        return url
-            .parse()
-            .map_err(|_| bad("has a `url` that is not a PostgreSQL connection URL"));
+        return crate::db::parse_url(&url, tls).map_err(|e| match e {
+            // A bad sslmode names itself; anything else must not echo the URL.
+            BackfillError::ConfigurationError(m) if m.starts_with("sslmode") => {
+                bad(&format!("has a `url` whose {m}"))
+            }
+            _ => bad("has a `url` that is not a PostgreSQL connection URL"),
+        });
     }
     let host = parsed
         .host
@@ -97,7 +104,10 @@ pub fn database_config_from_secret(
         cfg.password(pw);
     }
     cfg.dbname(parsed.dbname.as_deref().unwrap_or("postgres"));
-    Ok(cfg)
+    Ok(ConnectionSettings {
+        postgres: cfg,
+        tls: tls.clone(),
+    })
 }
 
 /// The Polygon key from a provider secret: a plain string or JSON with a key field.
@@ -131,7 +141,9 @@ mod tests {
         let s = Secret::new(
             r#"{"engine":"postgres","host":"db.internal","port":5433,"username":"app","password":"p@ss/w:rd","dbname":"news"}"#,
         );
-        let cfg = database_config_from_secret(ARN, &s).unwrap();
+        let cfg = database_config_from_secret(ARN, &s, &TlsSettings::default())
+            .unwrap()
+            .postgres;
         assert_eq!(cfg.get_ports(), &[5433]);
         assert_eq!(cfg.get_user(), Some("app"));
         assert_eq!(cfg.get_dbname(), Some("news"));
@@ -141,8 +153,34 @@ mod tests {
     #[test]
     fn url_secret_shape_is_accepted() {
         let s = Secret::new(r#"{"url":"postgres://app:pw@db.internal:5432/news"}"#);
-        let cfg = database_config_from_secret(ARN, &s).unwrap();
+        let cfg = database_config_from_secret(ARN, &s, &TlsSettings::default())
+            .unwrap()
+            .postgres;
         assert_eq!(cfg.get_dbname(), Some("news"));
+    }
+
+    #[test]
+    fn tls_comes_from_the_defaults_unless_the_secret_url_says_otherwise() {
+        use crate::db::tls::SslMode;
+        let defaults = TlsSettings {
+            mode: SslMode::Require,
+            root_cert: None,
+        };
+        let rds = Secret::new(r#"{"host":"db","username":"app","password":"pw"}"#);
+        let settings = database_config_from_secret(ARN, &rds, &defaults).unwrap();
+        assert_eq!(settings.tls, defaults);
+
+        let url = Secret::new(
+            r#"{"url":"postgres://app:pw@db/news?sslmode=verify-full&sslrootcert=/var/task/rds.pem"}"#,
+        );
+        let settings = database_config_from_secret(ARN, &url, &defaults).unwrap();
+        assert_eq!(settings.tls.mode, SslMode::VerifyFull);
+        assert_eq!(settings.postgres.get_dbname(), Some("news"));
+
+        let bad = Secret::new(r#"{"url":"postgres://app:hunter2@db/news?sslmode=strict"}"#);
+        let err = database_config_from_secret(ARN, &bad, &defaults).unwrap_err();
+        assert!(err.to_string().contains("sslmode"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
@@ -152,7 +190,8 @@ mod tests {
             "hunter2",
             r#"{"host":"h","port":"x","username":"u","password":"hunter2"}"#,
         ] {
-            let err = database_config_from_secret(ARN, &Secret::new(raw)).unwrap_err();
+            let err = database_config_from_secret(ARN, &Secret::new(raw), &TlsSettings::default())
+                .unwrap_err();
             assert_eq!(err.name(), "ConfigurationError");
             assert!(!err.to_string().contains("hunter2"), "{err}");
         }

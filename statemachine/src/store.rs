@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::db::progress::StatusCounts;
+use shared::db::tls::TlsSettings;
 use shared::model::RunId;
 use shared::secrets::{SecretSource, SecretsManager};
-use tokio_postgres::{Client, GenericClient, NoTls};
+use tokio_postgres::{Client, GenericClient};
 
 use crate::error::CliError;
 
@@ -24,23 +25,18 @@ pub async fn connect_from_env() -> Result<Client, CliError> {
     connect(&setting).await
 }
 
-/// Connects with a timeout; the session runs in UTC like the functions' sessions.
+/// Connects with a timeout, over TLS as `PGSSLMODE`/the URL say; the session runs in UTC like
+/// the functions' sessions.
 pub async fn connect(setting: &DatabaseSetting) -> Result<Client, CliError> {
     let secrets = match setting {
         DatabaseSetting::SecretArn(_) => Some(SecretsManager::from_env().await),
         DatabaseSetting::Url(_) => None,
     };
-    let mut config = setting
-        .connection_config(secrets.as_ref().map(|s| s as &dyn SecretSource))
+    let tls = TlsSettings::from_env()?;
+    let settings = setting
+        .connection_config(secrets.as_ref().map(|s| s as &dyn SecretSource), &tls)
         .await?;
-    config.options("-c TimeZone=UTC");
-    config.connect_timeout(CONNECT_TIMEOUT);
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        // Ends when the client is dropped; an error here surfaces on the next query.
-        let _ = connection.await;
-    });
-    Ok(client)
+    Ok(settings.connect(CONNECT_TIMEOUT).await?)
 }
 
 // The read queries themselves live with the rest of the SQL in `shared::db`.

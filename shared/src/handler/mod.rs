@@ -76,12 +76,12 @@ impl App {
     pub async fn pool(&self) -> Result<&Pool, BackfillError> {
         self.pool
             .get_or_try_init(|| async {
-                let pg = self
+                let settings = self
                     .config
                     .database
-                    .connection_config(self.secrets.as_deref())
+                    .connection_config(self.secrets.as_deref(), &self.config.database_tls)
                     .await?;
-                db::pool(pg, self.config.db_pool_size)
+                db::pool(&settings, self.config.db_pool_size)
             })
             .await
     }

@@ -738,21 +738,21 @@ fn fresh_temp_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+const MIGRATE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Applies the migrations (idempotent) to `url`.
 async fn migrate(url: &str) -> Result<()> {
-    let config =
-        shared::db::parse_url(url).map_err(|e| Error::Database(format!("DATABASE_URL: {e}")))?;
-    let (mut client, connection) = config
-        .connect(tokio_postgres::NoTls)
+    let settings = shared::db::tls::TlsSettings::from_env()
+        .and_then(|tls| shared::db::parse_url(url, &tls))
+        .map_err(|e| Error::Database(format!("DATABASE_URL: {e}")))?;
+    let mut client = settings
+        .connect(MIGRATE_CONNECT_TIMEOUT)
         .await
         .map_err(|e| Error::Database(format!("cannot connect to run the migrations: {e}")))?;
-    let driver = tokio::spawn(connection);
-    let applied = shared::db::migrate::run(&mut client)
+    shared::db::migrate::run(&mut client)
         .await
-        .map_err(|e| Error::Database(format!("migrations failed: {e}")));
-    drop(client);
-    let _ = driver.await;
-    applied.map(|_| ())
+        .map(|_| ())
+        .map_err(|e| Error::Database(format!("migrations failed: {e}")))
 }
 
 /// Waits for `listening on http://HOST:PORT` in the service's log (market-sim and the adapter

@@ -123,6 +123,111 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Serves this database over TLS only, with `cert_pem`/`key_pem` as the server's certificate
+    /// and key: plain connections to it are refused from now on (the other databases of the
+    /// cluster are untouched). The certificate is cluster-wide, so every test of one process must
+    /// pass the same pair; a different pair is an error.
+    ///
+    /// Only a throwaway cluster can be reconfigured: on an existing server
+    /// (`TEST_DATABASE_URL`) this returns an error saying so.
+    pub async fn require_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        let server = tokio::task::spawn_blocking(server)
+            .await
+            .map_err(|e| e.to_string())??;
+        let Server::Throwaway(cluster) = server else {
+            return Err(
+                "TLS tests reconfigure the server, so they need the throwaway cluster: \
+                        unset TEST_DATABASE_URL and DATABASE_URL"
+                    .into(),
+            );
+        };
+        let admin = connect(&cluster.admin).await.map_err(|e| e.to_string())?;
+        {
+            // One test at a time edits the cluster's files.
+            let _guard = TLS_SETUP.lock().await;
+            cluster.write_tls_files(cert_pem, key_pem)?;
+            cluster.reject_plain_connections_to(&self.name)?;
+            // One statement per call: ALTER SYSTEM refuses to run inside a (multi-statement)
+            // transaction block.
+            for statement in [
+                "ALTER SYSTEM SET ssl = on",
+                "ALTER SYSTEM SET ssl_cert_file = '../tls.crt'",
+                "ALTER SYSTEM SET ssl_key_file = '../tls.key'",
+                "SELECT pg_reload_conf()",
+            ] {
+                admin.batch_execute(statement).await.map_err(|e| {
+                    let detail = e
+                        .as_db_error()
+                        .map_or(e.to_string(), |db| db.message().into());
+                    format!("cannot turn TLS on ({statement}): {detail}")
+                })?;
+            }
+        }
+        // The postmaster rereads its files asynchronously: done when a plain connection to this
+        // database is refused (the hba rule is read after ssl=on, in the same reload).
+        let plain = self.config.clone();
+        crate::wait::until(START_TIMEOUT, || {
+            let plain = plain.clone();
+            async move { connect(&plain).await.is_err() }
+        })
+        .await
+        .map_err(|e| {
+            format!(
+                "the cluster still accepts plain connections to {} ({e}); its log:\n{}",
+                self.name,
+                read_log(&cluster.dir)
+            )
+        })
+    }
+}
+
+static TLS_SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl Cluster {
+    /// `tls.crt`/`tls.key` beside the data directory, owned by the server's user, key mode 0600
+    /// (postgres refuses a key others can read).
+    fn write_tls_files(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        for (name, content, mode) in [("tls.crt", cert_pem, 0o644), ("tls.key", key_pem, 0o600)] {
+            let path = self.dir.join(name);
+            match fs::read_to_string(&path) {
+                Ok(existing) if existing == content => continue,
+                Ok(_) => {
+                    return Err(format!(
+                        "{} already holds another certificate or key: one pair per test process",
+                        path.display()
+                    ))
+                }
+                Err(_) => {}
+            }
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            std::io::Write::write_all(&mut file, content.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .map_err(|e| format!("cannot give {} to postgres: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `hostnossl <db> all all reject` first in pg_hba.conf, so only TLS reaches `db`.
+    fn reject_plain_connections_to(&self, db: &str) -> Result<(), String> {
+        let path = self.dir.join("data").join("pg_hba.conf");
+        let current = fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let rule = format!("hostnossl \"{db}\" all all reject\n");
+        fs::write(&path, format!("{rule}{current}"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some(admin) = self.drop_from.take() else {
@@ -300,6 +405,10 @@ fn choose_server() -> Result<Server, String> {
 
 struct Cluster {
     admin: Config,
+    /// The cluster's folder (data directory in `data/`, log, socket).
+    dir: PathBuf,
+    /// The OS user that runs the server when it is not this process's user.
+    owner: Option<(u32, u32)>,
     /// The watchdog shell that owns the postmaster; taken by the `atexit` hook.
     watchdog: Mutex<Option<Watchdog>>,
 }
@@ -469,6 +578,8 @@ impl Cluster {
             .dbname("postgres");
         Ok(Cluster {
             admin,
+            dir,
+            owner,
             watchdog: Mutex::new(Some(watchdog)),
         })
     }

@@ -324,12 +324,12 @@ fn start_postgres(state_dir: &Path) -> anyhow::Result<String> {
 }
 
 async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let config = shared::db::parse_url(admin_url).context("pg-up's DATABASE_URL")?;
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+    let settings = shared::db::parse_url(admin_url, &shared::db::tls::TlsSettings::from_env()?)
+        .context("pg-up's DATABASE_URL")?;
+    let client = settings
+        .connect(Duration::from_secs(10))
         .await
         .context("cannot connect to the new PostgreSQL cluster")?;
-    let driver = tokio::spawn(connection);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
@@ -341,8 +341,6 @@ async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("CREATE DATABASE {name}"))?;
     }
-    drop(client);
-    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
     Ok(())
 }
 

@@ -123,7 +123,7 @@ infra-check: tools ## terraform fmt, checkov (zero failures), Terraform vs works
 	scripts/checkov
 	cargo test -p infrastructure-tests
 
-package: tools ## Release zips for Lambda: target/lambda/<fn>/bootstrap.zip, arm64 (x86_64 fallback; PACKAGE_ARCH=x86_64)
+package: tools ## Release zips for Lambda: target/lambda/<fn>/bootstrap.zip, arm64 (x86_64 fallback; PACKAGE_ARCH=x86_64); DATABASE_CA_BUNDLE=<pem> adds a CA bundle
 	scripts/package $(PACKAGE_ARCH)
 
 deploy: ## terraform apply of infrastructure/terraform/example with the zips (terraform.tfvars there; ARGS=-auto-approve)

@@ -106,20 +106,13 @@ pub struct Config {
     pub database: DatabaseSource,
     /// `PGSSLMODE` / `PGSSLROOTCERT`: how to secure the database connection by default.
     pub database_tls: TlsSettings,
-    /// Provider for runs whose request names none.
-    pub default_provider: ProviderKind,
+    /// What runs get when their request says nothing (also read by the CLI, without a database).
+    pub run: RunDefaults,
     pub yahoo_base_url: Url,
     pub polygon_base_url: Url,
     pub polygon_api_key: ApiKeySource,
-    /// `PROVIDER_REQUESTS_PER_MINUTE`; `None` means the provider's own default.
-    pub requests_per_minute: Option<u32>,
-    pub default_start_date: NaiveDate,
     /// Per-request timeout towards the provider.
     pub http_timeout: Duration,
-    /// Stop starting tickers when less than this remains before the deadline.
-    pub deadline_margin: Duration,
-    /// Time budget used when the Lambda deadline is absent or already past (local emulators, tests).
-    pub fallback_budget: Duration,
     /// Exponential backoff after a 429 without `Retry-After`: base, doubled per consecutive 429, capped.
     pub rate_limit_backoff_base: Duration,
     pub rate_limit_backoff_cap: Duration,
@@ -142,12 +135,6 @@ impl Config {
         let database = DatabaseSource::from_lookup(get).ok_or_else(|| {
             BackfillError::ConfigurationError("set DATABASE_URL or DATABASE_SECRET_ARN".into())
         })?;
-        let default_provider = match get("PRICE_PROVIDER") {
-            Some(p) => p.parse().map_err(|e: BackfillError| {
-                BackfillError::ConfigurationError(format!("PRICE_PROVIDER: {e}"))
-            })?,
-            None => ProviderKind::Yahoo,
-        };
         let url = |key: &str, default: &str| -> Result<Url, BackfillError> {
             let raw = get(key).unwrap_or_else(|| default.to_string());
             Url::parse(&raw).map_err(|e| {
@@ -159,21 +146,59 @@ impl Config {
             (None, Some(arn)) => ApiKeySource::SecretArn(arn),
             (None, None) => ApiKeySource::Missing,
         };
-        let number = |key: &str| -> Result<Option<u64>, BackfillError> {
-            get(key)
-                .map(|v| {
-                    v.parse::<u64>().map_err(|_| {
-                        BackfillError::ConfigurationError(format!(
-                            "{key} {v:?} is not a non-negative integer"
-                        ))
-                    })
-                })
-                .transpose()
-        };
+        let number = |key: &str| number(&get, key);
         let secs = |key: &str, default: u64| -> Result<Duration, BackfillError> {
             Ok(Duration::from_secs(number(key)?.unwrap_or(default)))
         };
-        let requests_per_minute = match number("PROVIDER_REQUESTS_PER_MINUTE")? {
+        Ok(Self {
+            database,
+            database_tls: TlsSettings::from_lookup(get)?,
+            run: RunDefaults::from_lookup(get)?,
+            yahoo_base_url: url("YAHOO_BASE_URL", DEFAULT_YAHOO_BASE_URL)?,
+            polygon_base_url: url("POLYGON_BASE_URL", DEFAULT_POLYGON_BASE_URL)?,
+            polygon_api_key,
+            http_timeout: secs("PROVIDER_TIMEOUT_SECONDS", 20)?,
+            rate_limit_backoff_base: secs("RATE_LIMIT_BACKOFF_BASE_SECONDS", 5)?,
+            rate_limit_backoff_cap: secs("RATE_LIMIT_BACKOFF_CAP_SECONDS", 300)?,
+            db_pool_size: number("DATABASE_POOL_SIZE")?.unwrap_or(2).max(1) as usize,
+        })
+    }
+}
+
+/// What a run gets where its request says nothing, and how fast and how long a fetch may go.
+/// Needs no database, so the CLI validates and plans with exactly the functions' defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDefaults {
+    /// `PRICE_PROVIDER`: the provider of runs whose request names none.
+    pub provider: ProviderKind,
+    /// `BACKFILL_START_DATE`: the start of runs whose request gives neither a start nor a lookback.
+    pub start_date: NaiveDate,
+    /// `PROVIDER_REQUESTS_PER_MINUTE`; `None` means the provider's own default.
+    pub requests_per_minute: Option<u32>,
+    /// Stop starting tickers when less than this remains before the deadline.
+    pub deadline_margin: Duration,
+    /// Time budget used when the Lambda deadline is absent or already past (local emulators, tests).
+    pub fallback_budget: Duration,
+}
+
+impl RunDefaults {
+    /// Reads only its own keys: nothing else in the environment can fail it.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, BackfillError> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let secs = |key: &str, default: u64| -> Result<Duration, BackfillError> {
+            Ok(Duration::from_secs(number(&get, key)?.unwrap_or(default)))
+        };
+        let provider = match get("PRICE_PROVIDER") {
+            Some(p) => p.parse().map_err(|e: BackfillError| {
+                BackfillError::ConfigurationError(format!("PRICE_PROVIDER: {e}"))
+            })?,
+            None => ProviderKind::Yahoo,
+        };
+        let requests_per_minute = match number(&get, "PROVIDER_REQUESTS_PER_MINUTE")? {
             Some(0) => {
                 return Err(BackfillError::ConfigurationError(
                     "PROVIDER_REQUESTS_PER_MINUTE must be at least 1".into(),
@@ -182,27 +207,22 @@ impl Config {
             Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
             None => None,
         };
-        let default_start_date = parse_date(
+        let start_date = parse_date(
             "BACKFILL_START_DATE",
             &get("BACKFILL_START_DATE").unwrap_or_else(|| DEFAULT_START_DATE.to_string()),
         )
         .map_err(|e| BackfillError::ConfigurationError(e.to_string()))?;
-        Ok(Self {
-            database,
-            database_tls: TlsSettings::from_lookup(get)?,
-            default_provider,
-            yahoo_base_url: url("YAHOO_BASE_URL", DEFAULT_YAHOO_BASE_URL)?,
-            polygon_base_url: url("POLYGON_BASE_URL", DEFAULT_POLYGON_BASE_URL)?,
-            polygon_api_key,
+        Ok(RunDefaults {
+            provider,
+            start_date,
             requests_per_minute,
-            default_start_date,
-            http_timeout: secs("PROVIDER_TIMEOUT_SECONDS", 20)?,
             deadline_margin: secs("DEADLINE_MARGIN_SECONDS", 30)?,
             fallback_budget: secs("FETCH_BUDGET_SECONDS", 600)?,
-            rate_limit_backoff_base: secs("RATE_LIMIT_BACKOFF_BASE_SECONDS", 5)?,
-            rate_limit_backoff_cap: secs("RATE_LIMIT_BACKOFF_CAP_SECONDS", 300)?,
-            db_pool_size: number("DATABASE_POOL_SIZE")?.unwrap_or(2).max(1) as usize,
         })
+    }
+
+    pub fn from_env() -> Result<Self, BackfillError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// Pacing for a provider: the configured override, else a default below its published limit.
@@ -214,6 +234,19 @@ impl Config {
             ProviderKind::Polygon => 5,
         })
     }
+}
+
+/// A non-negative integer setting, `None` when unset.
+fn number(get: impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<u64>, BackfillError> {
+    get(key)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                BackfillError::ConfigurationError(format!(
+                    "{key} {v:?} is not a non-negative integer"
+                ))
+            })
+        })
+        .transpose()
 }
 
 #[cfg(test)]
@@ -233,14 +266,46 @@ mod tests {
     #[test]
     fn defaults_apply_when_only_the_database_is_set() {
         let c = config(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]).unwrap();
-        assert_eq!(c.default_provider, ProviderKind::Yahoo);
+        assert_eq!(c.run.provider, ProviderKind::Yahoo);
         assert_eq!(
             c.yahoo_base_url.as_str(),
             "https://query1.finance.yahoo.com/"
         );
-        assert_eq!(c.default_start_date.to_string(), "2025-10-01");
-        assert_eq!(c.requests_per_minute_for(ProviderKind::Polygon), 5);
+        assert_eq!(c.run.start_date.to_string(), "2025-10-01");
+        assert_eq!(c.run.requests_per_minute_for(ProviderKind::Polygon), 5);
         assert_eq!(c.polygon_api_key, ApiKeySource::Missing);
+    }
+
+    #[test]
+    fn run_defaults_need_no_database_and_match_what_the_functions_read() {
+        let pairs = [
+            ("PRICE_PROVIDER", "polygon"),
+            ("BACKFILL_START_DATE", "2024-01-02"),
+            ("FETCH_BUDGET_SECONDS", "90"),
+            ("YAHOO_BASE_URL", "not a url"),
+        ];
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        // Neither a database nor a broken unrelated setting gets in the way.
+        let defaults = RunDefaults::from_lookup(get).unwrap();
+        assert_eq!(defaults.provider, ProviderKind::Polygon);
+        assert_eq!(defaults.start_date.to_string(), "2024-01-02");
+        assert_eq!(defaults.fallback_budget, Duration::from_secs(90));
+        assert_eq!(defaults.requests_per_minute_for(ProviderKind::Polygon), 5);
+
+        let with_db = |k: &str| match k {
+            "DATABASE_URL" => Some("postgres://db/x".to_string()),
+            "YAHOO_BASE_URL" => None,
+            other => get(other),
+        };
+        assert_eq!(Config::from_lookup(with_db).unwrap().run, defaults);
+        let err = RunDefaults::from_lookup(|k| (k == "PRICE_PROVIDER").then(|| "bloomberg".into()))
+            .unwrap_err();
+        assert_eq!(err.name(), "ConfigurationError");
     }
 
     #[test]
@@ -288,6 +353,6 @@ mod tests {
         .unwrap();
         assert!(matches!(c.database, DatabaseSource::SecretArn(_)));
         assert!(matches!(c.polygon_api_key, ApiKeySource::SecretArn(_)));
-        assert_eq!(c.requests_per_minute_for(ProviderKind::Yahoo), 120);
+        assert_eq!(c.run.requests_per_minute_for(ProviderKind::Yahoo), 120);
     }
 }

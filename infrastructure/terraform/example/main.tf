@@ -20,6 +20,9 @@ module "price_backfill" {
   create_provider_secret = var.create_provider_secret
   secrets_kms_key_arn    = var.secrets_kms_key_arn
 
+  database_ssl_mode       = var.database_ssl_mode
+  database_ca_bundle_file = var.database_ca_bundle_file
+
   price_provider               = var.price_provider
   backfill_start_date          = var.backfill_start_date
   provider_requests_per_minute = var.provider_requests_per_minute

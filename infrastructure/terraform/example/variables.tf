@@ -55,6 +55,18 @@ variable "secrets_kms_key_arn" {
   default     = null
 }
 
+variable "database_ssl_mode" {
+  description = "PGSSLMODE of the functions: disable, prefer, require, verify-ca or verify-full."
+  type        = string
+  default     = "require"
+}
+
+variable "database_ca_bundle_file" {
+  description = "File name of the CA bundle `DATABASE_CA_BUNDLE=… make package` put in the zips (PGSSLROOTCERT=/var/task/<name>); null: none."
+  type        = string
+  default     = null
+}
+
 variable "price_provider" {
   description = "Default provider: yahoo or polygon."
   type        = string

@@ -2,15 +2,18 @@
 //! the rest of the workspace: the function folders, the ASL template and statelint.
 //!
 //! Everything here parses: the `.tf` files as HCL bodies, the ASL as an HCL template (what
-//! Terraform's `templatefile` does with it). No pattern matching over file text.
+//! Terraform's `templatefile` does with it). No pattern matching over file text. Variables and
+//! locals can also be evaluated as Terraform would (`Config::input_values`,
+//! `Config::evaluated_locals`), for what the functions' environment ends up holding.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Expression, ObjectKey, TraversalOperator};
 use hcl::template::Element;
-use hcl::{Block, Body, Template};
+use hcl::{Block, Body, Map, Template, Value};
 
 /// The workspace root (this crate lives in `infrastructure/tests`).
 pub fn repo_root() -> PathBuf {
@@ -98,6 +101,118 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What Terraform gives `var.*`: every variable's default (null when it has none), then
+    /// `inputs` on top, as a caller's arguments would.
+    pub fn input_values(&self, inputs: &[(&str, Value)]) -> Result<Map<String, Value>, String> {
+        let empty = Context::new();
+        let mut values = Map::new();
+        for (name, block) in self.variables() {
+            let value = match attribute(block, "default") {
+                Some(default) => default
+                    .evaluate(&empty)
+                    .map_err(|e| format!("variable {name}: cannot evaluate its default: {e}"))?,
+                None => Value::Null,
+            };
+            values.insert(name, value);
+        }
+        for (name, value) in inputs {
+            if !values.contains_key(*name) {
+                return Err(format!("the module declares no variable {name}"));
+            }
+            values.insert(name.to_string(), value.clone());
+        }
+        Ok(values)
+    }
+
+    /// The locals Terraform would compute from `vars` alone, by name. Locals that need a resource,
+    /// a data source or `path` are left out (they cannot be known without a plan), and so are
+    /// those that depend on them.
+    pub fn evaluated_locals(&self, vars: &Map<String, Value>) -> Map<String, Value> {
+        let pending = self.locals();
+        let mut done = Map::new();
+        loop {
+            let ctx = terraform_context(vars, &done);
+            let newly: Vec<(String, Value)> = pending
+                .iter()
+                .filter(|(name, _)| !done.contains_key(name.as_str()))
+                .filter_map(|(name, expr)| expr.evaluate(&ctx).ok().map(|v| (name.clone(), v)))
+                .collect();
+            if newly.is_empty() {
+                return done;
+            }
+            done.extend(newly);
+        }
+    }
+}
+
+/// An evaluation context with `var`, `local` and the Terraform functions the module's locals
+/// call (`merge`, `tomap`, `compact`, `tostring`), with Terraform's semantics for the values used.
+pub fn terraform_context(
+    vars: &Map<String, Value>,
+    locals: &Map<String, Value>,
+) -> Context<'static> {
+    let mut ctx = Context::new();
+    ctx.declare_var("var", Value::Object(vars.clone()));
+    ctx.declare_var("local", Value::Object(locals.clone()));
+    ctx.declare_func(
+        "merge",
+        FuncDef::builder()
+            .variadic_param(ParamType::nullable(ParamType::object_of(ParamType::Any)))
+            .build(tf_merge),
+    );
+    ctx.declare_func(
+        "tomap",
+        FuncDef::builder()
+            .param(ParamType::object_of(ParamType::Any))
+            .build(|args| Ok(args[0].clone())),
+    );
+    ctx.declare_func(
+        "compact",
+        FuncDef::builder()
+            .param(ParamType::array_of(ParamType::nullable(ParamType::String)))
+            .build(tf_compact),
+    );
+    ctx.declare_func(
+        "tostring",
+        FuncDef::builder().param(ParamType::Any).build(tf_tostring),
+    );
+    ctx
+}
+
+/// `merge(a, b, …)`: later keys win; null arguments are skipped.
+fn tf_merge(args: FuncArgs) -> Result<Value, String> {
+    let mut merged = Map::new();
+    for arg in args.iter() {
+        if let Value::Object(object) = arg {
+            merged.extend(object.clone());
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+/// `compact(list)`: the list without nulls and empty strings.
+fn tf_compact(args: FuncArgs) -> Result<Value, String> {
+    let list = args[0].as_array().expect("checked by the parameter type");
+    Ok(Value::Array(
+        list.iter()
+            .filter(|v| !v.is_null() && v.as_str() != Some(""))
+            .cloned()
+            .collect(),
+    ))
+}
+
+/// `tostring(x)`: strings as they are, numbers and booleans as text, null stays null.
+fn tf_tostring(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::Null => Ok(Value::Null),
+        Value::String(s) => Ok(Value::from(s.clone())),
+        Value::Number(n) => Ok(Value::from(n.to_string())),
+        Value::Bool(b) => Ok(Value::from(b.to_string())),
+        other => Err(format!("tostring: cannot convert {other:?}")),
+    }
+}
+
 /// A block's n-th label.
 pub fn label(block: &Block, n: usize) -> Option<&str> {
     block.labels().get(n).map(|l| l.as_str())
@@ -155,6 +270,11 @@ pub fn object_keys(expr: &Expression) -> Option<Vec<String>> {
         ),
         _ => None,
     }
+}
+
+/// The first nested block of one kind (`environment`, `logging_config`, …) in a block's body.
+pub fn nested_block<'a>(block: &'a Block, identifier: &str) -> Option<&'a Block> {
+    block.body().blocks().find(|b| b.identifier() == identifier)
 }
 
 /// The value of one key of an object expression.

@@ -2,7 +2,7 @@
 //! `make test`). `terraform validate` cannot run here (no provider registry), so these parse the
 //! HCL and check what would otherwise only fail at deploy time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,8 +12,8 @@ use hcl::expr::Expression;
 use hcl::{Map, Value};
 use infrastructure_tests::{
     asl_template, asl_template_path, attribute, example_dir, function_folders,
-    function_of_placeholder, label, module_dir, object_keys, object_value, repo_root,
-    template_variables, traversal_path, Config,
+    function_of_placeholder, label, module_dir, nested_block, object_keys, object_value, repo_root,
+    template_variables, terraform_context, traversal_path, Config,
 };
 
 fn module() -> Config {
@@ -302,5 +302,103 @@ fn every_module_variable_is_described_and_in_the_readme_variables_table() {
             deployment.contains(&format!("| `{name}` |")),
             "README ## Deployment: the variables table lacks `{name}`"
         );
+    }
+}
+
+/// Each deployed function's environment as Terraform computes it for the module called with
+/// `inputs`: the `environment { variables = each.value.<field> }` of every `aws_lambda_function`,
+/// evaluated for each entry of its `for_each`.
+fn function_environments(inputs: &[(&str, Value)]) -> BTreeMap<String, Map<String, Value>> {
+    let config = module();
+    let vars = config
+        .input_values(inputs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ctx = terraform_context(&vars, &config.evaluated_locals(&vars));
+    let mut out = BTreeMap::new();
+    for (name, block) in config.resources("aws_lambda_function") {
+        let variables = nested_block(block, "environment")
+            .and_then(|env| attribute(env, "variables"))
+            .unwrap_or_else(|| {
+                panic!("aws_lambda_function.{name} has no environment {{ variables = … }}")
+            });
+        let path = traversal_path(variables).unwrap_or_default();
+        let field = path.strip_prefix("each.value.").unwrap_or_else(|| {
+            panic!("aws_lambda_function.{name}: environment variables must be each.value.<field>, found {variables:?}")
+        });
+        let for_each =
+            attribute(block, "for_each").expect("the functions are one for_each resource");
+        let functions = resolve_local(&config, for_each);
+        for function in object_keys(functions).expect("for_each is an object") {
+            let expr = object_value(functions, &function)
+                .and_then(|entry| object_value(entry, field))
+                .unwrap_or_else(|| panic!("{function} has no {field}"));
+            let value = expr
+                .evaluate(&ctx)
+                .unwrap_or_else(|e| panic!("cannot evaluate the environment of {function}: {e}"));
+            let Value::Object(env) = value else {
+                panic!("the environment of {function} is not a map: {value:?}");
+            };
+            out.insert(function, env);
+        }
+    }
+    assert_eq!(
+        out.keys().cloned().collect::<Vec<_>>(),
+        function_folders(),
+        "every function has an environment"
+    );
+    out
+}
+
+const DATABASE_SECRET: (&str, &str) = (
+    "database_secret_arn",
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:price-backfill/database-AbCdEf",
+);
+
+#[test]
+fn by_default_every_function_requires_tls_to_the_database_without_a_ca_bundle() {
+    let envs = function_environments(&[(DATABASE_SECRET.0, Value::from(DATABASE_SECRET.1))]);
+    for (function, env) in &envs {
+        assert_eq!(
+            env.get("PGSSLMODE"),
+            Some(&Value::from("require")),
+            "{function}: a deployed function must never fall back to plaintext"
+        );
+        assert_eq!(
+            env.get("PGSSLROOTCERT"),
+            None,
+            "{function}: no CA bundle was packaged"
+        );
+    }
+}
+
+#[test]
+fn every_function_verifies_against_the_packaged_ca_bundle_when_one_is_named() {
+    let envs = function_environments(&[
+        (DATABASE_SECRET.0, Value::from(DATABASE_SECRET.1)),
+        ("database_ssl_mode", Value::from("verify-full")),
+        ("database_ca_bundle_file", Value::from("global-bundle.pem")),
+    ]);
+    for (function, env) in &envs {
+        assert_eq!(
+            env.get("PGSSLMODE"),
+            Some(&Value::from("verify-full")),
+            "{function}"
+        );
+        assert_eq!(
+            env.get("PGSSLROOTCERT"),
+            Some(&Value::from("/var/task/global-bundle.pem")),
+            "{function}: Lambda unpacks the zip (and the bundle at its root) into /var/task"
+        );
+    }
+}
+
+#[test]
+fn an_empty_ca_bundle_file_name_means_no_bundle() {
+    let envs = function_environments(&[
+        (DATABASE_SECRET.0, Value::from(DATABASE_SECRET.1)),
+        ("database_ca_bundle_file", Value::from("")),
+    ]);
+    for (function, env) in &envs {
+        assert_eq!(env.get("PGSSLROOTCERT"), None, "{function}");
     }
 }

@@ -97,7 +97,7 @@ impl App {
         kind: ProviderKind,
     ) -> Result<Arc<dyn PriceProvider>, BackfillError> {
         let pacer = || {
-            let per_minute = self.config.requests_per_minute_for(kind);
+            let per_minute = self.config.run.requests_per_minute_for(kind);
             Arc::new(Pacer::new(per_minute, 1))
         };
         match kind {
@@ -154,9 +154,9 @@ pub fn stop_time(deadline_ms: u64, config: &Config) -> tokio::time::Instant {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let remaining = if deadline_ms > now_ms {
-        Duration::from_millis(deadline_ms - now_ms).saturating_sub(config.deadline_margin)
+        Duration::from_millis(deadline_ms - now_ms).saturating_sub(config.run.deadline_margin)
     } else {
-        config.fallback_budget
+        config.run.fallback_budget
     };
     now_instant + remaining
 }

@@ -71,7 +71,7 @@ impl RunRequest {
     /// Parses a new-run input. `today` is the default end date (UTC).
     pub fn parse(
         input: &SelectTickersInput,
-        config: &crate::config::Config,
+        defaults: &crate::config::RunDefaults,
         today: chrono::NaiveDate,
     ) -> Result<Self, BackfillError> {
         let invalid = |m: String| BackfillError::InvalidInput(m);
@@ -95,7 +95,7 @@ impl RunRequest {
                     "lookback_days {days} must be between 0 and 36500"
                 )))
             }
-            (None, None) => config.default_start_date,
+            (None, None) => defaults.start_date,
         };
         let range = DateRange::new(start, end)?;
         let batch_size = input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
@@ -156,7 +156,7 @@ impl RunRequest {
         Ok(Self {
             range,
             interval: input.interval.unwrap_or_default(),
-            provider: input.provider.unwrap_or(config.default_provider),
+            provider: input.provider.unwrap_or(defaults.provider),
             selection,
             batch_size: i32::try_from(batch_size).unwrap_or(i32::MAX),
         })
@@ -194,7 +194,7 @@ impl App {
         run_id: RunId,
         input: SelectTickersInput,
     ) -> Result<SelectTickersOutput, BackfillError> {
-        let request = RunRequest::parse(&input, self.config(), Utc::now().date_naive())?;
+        let request = RunRequest::parse(&input, &self.config().run, Utc::now().date_naive())?;
         let params = ExecutionParams::parse(&input)?;
         self.provider(request.provider)
             .await?

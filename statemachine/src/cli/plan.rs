@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::Serialize;
-use shared::config::Config;
+use shared::config::RunDefaults;
 use shared::contract::{BatchOutcome, BatchRef, SelectTickersOutput};
 use shared::db::selection;
 use shared::handler::select_tickers::MAX_BATCHES;
@@ -168,7 +168,7 @@ fn weekdays(start: NaiveDate, end: NaiveDate) -> i64 {
 /// The estimates, from the validated request and the resolved tickers.
 pub fn compute(
     valid: &ValidRun,
-    defaults: &Config,
+    defaults: &RunDefaults,
     provider_known: bool,
     symbols: &[Symbol],
     run_id: &RunId,

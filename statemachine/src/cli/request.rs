@@ -2,7 +2,7 @@
 //! (`RunRequest::parse`, `ExecutionParams::parse`), so that bad input fails before any AWS call.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use shared::config::Config;
+use shared::config::RunDefaults;
 use shared::contract::SelectTickersInput;
 use shared::handler::select_tickers::{ExecutionParams, RunRequest, MAX_BATCHES};
 use shared::model::{Interval, ProviderKind, Reprocess, RunId, Selection, Symbol};
@@ -12,30 +12,15 @@ use super::{ExecutionArgs, SelectionArgs};
 use crate::error::CliError;
 use crate::executions::MAX_EXECUTION_NAME;
 
-/// The environment variables whose defaults the functions apply and the CLI mirrors.
-const DEFAULT_KEYS: [&str; 5] = [
-    "BACKFILL_START_DATE",
-    "PRICE_PROVIDER",
-    "PROVIDER_REQUESTS_PER_MINUTE",
-    "FETCH_BUDGET_SECONDS",
-    "DEADLINE_MARGIN_SECONDS",
-];
-
-/// The functions' defaults as this process sees them (start date, provider, pacing). Built
-/// without a database: only the keys above are read, so nothing else in the environment (a
-/// missing DATABASE_URL, a provider URL) can fail a local validation.
-pub fn defaults_from_env() -> Result<Config, CliError> {
+/// The functions' run defaults as this process sees them (start date, provider, pacing, budget):
+/// the same variables, read by the same code, and nothing else, so a missing DATABASE_URL or a
+/// provider URL cannot fail a local validation.
+pub fn defaults_from_env() -> Result<RunDefaults, CliError> {
     defaults_from(|k| std::env::var(k).ok())
 }
 
-pub fn defaults_from(get: impl Fn(&str) -> Option<String>) -> Result<Config, CliError> {
-    Config::from_lookup(|k| match k {
-        // Config insists on a database source; this placeholder is never connected to.
-        "DATABASE_URL" => Some("postgres://validation-only/none".into()),
-        k if DEFAULT_KEYS.contains(&k) => get(k),
-        _ => None,
-    })
-    .map_err(|e| CliError::Configuration(e.to_string()))
+pub fn defaults_from(get: impl Fn(&str) -> Option<String>) -> Result<RunDefaults, CliError> {
+    RunDefaults::from_lookup(get).map_err(|e| CliError::Configuration(e.to_string()))
 }
 
 /// Whether this process knows which provider the functions would use for `input`: the request
@@ -105,7 +90,7 @@ pub struct ValidRun {
 /// provider's range (when the provider is known here) and, for an explicit list, the batch cap.
 pub fn validate_new_run(
     input: &SelectTickersInput,
-    defaults: &Config,
+    defaults: &RunDefaults,
     provider_known: bool,
     today: NaiveDate,
 ) -> Result<ValidRun, CliError> {
@@ -159,7 +144,7 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 3, 12).unwrap()
     }
 
-    fn defaults() -> Config {
+    fn defaults() -> RunDefaults {
         defaults_from(|_| None).unwrap()
     }
 

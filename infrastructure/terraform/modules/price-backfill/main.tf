@@ -25,9 +25,12 @@ locals {
   provider_secret_arn = var.create_provider_secret ? aws_secretsmanager_secret.provider[0].arn : var.provider_secret_arn
 
   # Environment (shared/src/config.rs); null values are left out, so the functions' defaults apply.
+  # PGSSLMODE and PGSSLROOTCERT are libpq's; Lambda unpacks the zip into /var/task.
   common_environment = {
     DATABASE_SECRET_ARN = local.database_secret_arn
     RUST_LOG            = var.log_level
+    PGSSLMODE           = var.database_ssl_mode
+    PGSSLROOTCERT       = var.database_ca_bundle_file == null || var.database_ca_bundle_file == "" ? null : "/var/task/${var.database_ca_bundle_file}"
   }
   provider_environment = {
     PRICE_PROVIDER               = var.price_provider

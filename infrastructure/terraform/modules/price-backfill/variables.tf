@@ -145,6 +145,38 @@ variable "extra_environment" {
     condition     = length(setintersection(keys(var.extra_environment), ["DATABASE_URL", "POLYGON_API_KEY", "DATABASE_SECRET_ARN", "PROVIDER_SECRET_ARN"])) == 0
     error_message = "extra_environment must not carry DATABASE_URL or POLYGON_API_KEY (plain secrets) nor the secret ARNs: use database_secret_arn / provider_secret_arn."
   }
+
+  validation {
+    condition     = length(setintersection(keys(var.extra_environment), ["PGSSLMODE", "PGSSLROOTCERT"])) == 0
+    error_message = "extra_environment must not carry PGSSLMODE or PGSSLROOTCERT: use database_ssl_mode / database_ca_bundle_file."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Database TLS (libpq's PGSSLMODE and PGSSLROOTCERT). A `sslmode=` / `sslrootcert=` in the
+# secret's url overrides both.
+# ---------------------------------------------------------------------------------------------
+
+variable "database_ssl_mode" {
+  description = "PGSSLMODE of the functions: disable, prefer, require (default: always encrypted; the certificate is checked only when database_ca_bundle_file is set), verify-ca (chain) or verify-full (chain and host name). require keeps a deployed function from ever falling back to plaintext."
+  type        = string
+  default     = "require"
+
+  validation {
+    condition     = contains(["disable", "prefer", "require", "verify-ca", "verify-full"], var.database_ssl_mode)
+    error_message = "database_ssl_mode must be disable, prefer, require, verify-ca or verify-full."
+  }
+}
+
+variable "database_ca_bundle_file" {
+  description = "File name of the PEM bundle of trusted CAs packaged at the root of every zip (`DATABASE_CA_BUNDLE=global-bundle.pem make package` prints it), e.g. global-bundle.pem: the functions get PGSSLROOTCERT=/var/task/<name>. null or \"\": no bundle (verify-ca and verify-full then use the system's trust store)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.database_ca_bundle_file == null || (can(regex("^([A-Za-z0-9][A-Za-z0-9._-]*)?$", var.database_ca_bundle_file)) && var.database_ca_bundle_file != "bootstrap")
+    error_message = "database_ca_bundle_file must be a file name at the zip root (letters, digits, '.', '_', '-'; no folder), not bootstrap."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ impl Config {
             (None, Some(arn)) => ApiKeySource::SecretArn(arn),
             (None, None) => ApiKeySource::Missing,
         };
-        let number = |key: &str| number(&get, key);
+        let number = |key: &str| number(get, key);
         let secs = |key: &str, default: u64| -> Result<Duration, BackfillError> {
             Ok(Duration::from_secs(number(key)?.unwrap_or(default)))
         };
@@ -190,7 +190,7 @@ impl RunDefaults {
                 .filter(|v| !v.is_empty())
         };
         let secs = |key: &str, default: u64| -> Result<Duration, BackfillError> {
-            Ok(Duration::from_secs(number(&get, key)?.unwrap_or(default)))
+            Ok(Duration::from_secs(number(get, key)?.unwrap_or(default)))
         };
         let provider = match get("PRICE_PROVIDER") {
             Some(p) => p.parse().map_err(|e: BackfillError| {
@@ -198,7 +198,7 @@ impl RunDefaults {
             })?,
             None => ProviderKind::Yahoo,
         };
-        let requests_per_minute = match number(&get, "PROVIDER_REQUESTS_PER_MINUTE")? {
+        let requests_per_minute = match number(get, "PROVIDER_REQUESTS_PER_MINUTE")? {
             Some(0) => {
                 return Err(BackfillError::ConfigurationError(
                     "PROVIDER_REQUESTS_PER_MINUTE must be at least 1".into(),

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::BackfillError;
-use crate::model::{Interval, ProviderKind, Reprocess, RunId, Symbol};
+use crate::model::{ExecutionName, Interval, ProviderKind, Reprocess, RunId, Symbol};
 
 /// `select-tickers` input; also the state machine's execution input, so fields meant for the ASL
 /// (`max_concurrency`, `max_rate_limit_rounds`) are accepted and ignored here.
@@ -20,6 +20,11 @@ pub struct SelectTickersInput {
     /// is generated when absent. Must not exist yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_run_id: Option<RunId>,
+    /// The name of the execution creating a new run (the schedule passes its
+    /// `scheduled-<id>`), stored with the run so `backfill status`/`resume` find the run by
+    /// that name. A second attempt with the same name gets the same run back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_name: Option<ExecutionName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbols: Option<Vec<Symbol>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,4 +229,75 @@ pub fn parse_event<T: serde::de::DeserializeOwned>(
     payload: serde_json::Value,
 ) -> Result<T, BackfillError> {
     serde_json::from_value(payload).map_err(BackfillError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Each function's example events (for `cargo lambda invoke --data-file`).
+    fn events(function: &str) -> Vec<(PathBuf, serde_json::Value)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(function)
+            .join("events");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no example events in {}", dir.display());
+        files
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()));
+                (p, value)
+            })
+            .collect()
+    }
+
+    fn is_bad_example(path: &Path) -> bool {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("bad-"))
+    }
+
+    /// The example events stay in step with the contracts: every good one parses, and the bad
+    /// ones are bad for a reason the contract or the handler names.
+    #[test]
+    fn every_good_example_event_matches_its_contract() {
+        for (path, value) in events("select-tickers") {
+            let parsed = serde_json::from_value::<SelectTickersInput>(value);
+            if !is_bad_example(&path) {
+                parsed.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+        for (path, value) in events("fetch-batch") {
+            let parsed = serde_json::from_value::<FetchBatchInput>(value);
+            assert_eq!(parsed.is_ok(), !is_bad_example(&path), "{}", path.display());
+        }
+        for (path, value) in events("finalize-run") {
+            let parsed = serde_json::from_value::<FinalizeRunInput>(value);
+            assert_eq!(parsed.is_ok(), !is_bad_example(&path), "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn the_scheduled_example_carries_its_execution_name() {
+        let (_, value) = events("select-tickers")
+            .into_iter()
+            .find(|(p, _)| p.ends_with("scheduled.json"))
+            .expect("a scheduled example");
+        let input: SelectTickersInput = serde_json::from_value(value).unwrap();
+        assert_eq!(
+            input.execution_name.map(String::from).as_deref(),
+            Some("scheduled-d32c5kddcf5bb8c3")
+        );
+        assert_eq!(input.lookback_days, Some(7));
+    }
 }

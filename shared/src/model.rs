@@ -247,6 +247,55 @@ impl fmt::Display for RunId {
     }
 }
 
+/// A Step Functions execution name as this project's executions carry it (1–80 of letters,
+/// digits, `-`, `_`): the execution that created a run, so that a run can be found from the
+/// name a notification or the console shows (e.g. a scheduled `scheduled-<id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ExecutionName(String);
+
+impl ExecutionName {
+    pub const MAX_LEN: usize = 80;
+
+    pub fn parse(raw: &str) -> Result<Self, BackfillError> {
+        let ok = (1..=Self::MAX_LEN).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(BackfillError::InvalidInput(format!(
+                "execution_name {raw:?} is malformed: 1 to {} letters, digits, '-' or '_'",
+                Self::MAX_LEN
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ExecutionName {
+    type Error = BackfillError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ExecutionName> for String {
+    fn from(value: ExecutionName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for ExecutionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One OHLCV bar, stamped at its start instant in UTC. Only `close` is required by the schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bar {

@@ -117,9 +117,23 @@ async fn resume_of_an_unknown_run_exits_2_and_starts_nothing() {
         out.stderr
     );
 
-    let out = backfill(&["resume", "not-a-run-id"], &vars).await;
+    let out = backfill(&["resume", "backfill-2026"], &vars).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("malformed"), "{}", out.stderr);
+
+    let out = backfill(&["resume", "not/a/run"], &vars).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("neither a run id"), "{}", out.stderr);
+
+    // A well-formed execution name that created no run.
+    let out = backfill(&["resume", "scheduled-nothing"], &vars).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("run of execution scheduled-nothing not found"),
+        "{}",
+        out.stderr
+    );
 
     let out = backfill(
         &[
@@ -177,6 +191,56 @@ async fn resume_starts_an_execution_of_the_run_with_its_id() {
         moto.execution_input(execution_arn).await,
         json!({"run_id": run_id, "reprocess": "all", "max_concurrency": 3, "max_rate_limit_rounds": 0})
     );
+}
+
+#[tokio::test]
+async fn a_scheduled_executions_name_or_arn_resumes_and_shows_its_run() {
+    let env = Env::new(Knobs::default()).await;
+    let input = serde_json::from_value(json!({
+        "symbols": ["AAPL"],
+        "start_date": "2026-03-09",
+        "end_date": "2026-03-11",
+        "execution_name": "scheduled-d32c5kddcf5bb8c3",
+    }))
+    .unwrap();
+    let run_id = env.app.select(input).await.unwrap().run_id;
+    let moto = Moto::start().await;
+    let arn = moto.pass_machine().await;
+    let mut vars = moto.env(&arn);
+    vars.push(("DATABASE_URL", env.url.as_str()));
+
+    // What a notification names: the execution (and its ARN).
+    let out = backfill(&["status", "scheduled-d32c5kddcf5bb8c3"], &vars).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("run {run_id}")),
+        "{}",
+        out.stdout
+    );
+    let execution_arn = format!(
+        "{}:scheduled-d32c5kddcf5bb8c3",
+        arn.replacen(":stateMachine:", ":execution:", 1)
+    );
+    let out = backfill(&["resume", &execution_arn], &vars).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.field("run_id"), run_id.as_str());
+    let executions = moto.executions(&arn).await;
+    assert_eq!(executions.len(), 1);
+    assert!(
+        executions[0].0.starts_with(&format!("{run_id}-resume-")),
+        "{executions:?}"
+    );
+    assert_eq!(
+        moto.execution_input(&executions[0].1).await,
+        json!({"run_id": run_id})
+    );
+
+    // Without a database an execution name cannot be looked up, and nothing starts.
+    let no_db = moto.env(&arn);
+    let out = backfill(&["resume", "scheduled-d32c5kddcf5bb8c3"], &no_db).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("needs the database"), "{}", out.stderr);
+    assert_eq!(moto.executions(&arn).await.len(), 1);
 }
 
 #[tokio::test]

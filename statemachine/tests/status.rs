@@ -207,9 +207,18 @@ async fn status_of_an_unknown_or_malformed_run_exits_2() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("not found"), "{}", out.stderr);
 
-    let out = backfill(&["status", "yesterday"], &db).await;
+    let out = backfill(&["status", "backfill-yesterday"], &db).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("malformed"), "{}", out.stderr);
+
+    // Not a run id: looked up as an execution name, which created no run.
+    let out = backfill(&["status", "yesterday"], &db).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("run of execution yesterday not found"),
+        "{}",
+        out.stderr
+    );
 
     let out = backfill(&["status"], &db).await;
     assert_eq!(out.code, 0, "{out:?}");

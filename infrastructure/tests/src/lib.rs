@@ -4,7 +4,8 @@
 //! Everything here parses: the `.tf` files as HCL bodies, the ASL as an HCL template (what
 //! Terraform's `templatefile` does with it). No pattern matching over file text. Variables and
 //! locals can also be evaluated as Terraform would (`Config::input_values`,
-//! `Config::evaluated_locals`), for what the functions' environment ends up holding.
+//! `Config::evaluated_locals`), for what the functions' environment and the schedule's payload
+//! end up holding.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -147,7 +148,8 @@ impl Config {
 }
 
 /// An evaluation context with `var`, `local` and the Terraform functions the module's locals
-/// call (`merge`, `tomap`, `compact`, `tostring`), with Terraform's semantics for the values used.
+/// call (`merge`, `tomap`, `compact`, `tostring`, `jsonencode`, `replace`), with Terraform's
+/// semantics for the values used.
 pub fn terraform_context(
     vars: &Map<String, Value>,
     locals: &Map<String, Value>,
@@ -176,6 +178,18 @@ pub fn terraform_context(
     ctx.declare_func(
         "tostring",
         FuncDef::builder().param(ParamType::Any).build(tf_tostring),
+    );
+    ctx.declare_func(
+        "jsonencode",
+        FuncDef::builder()
+            .param(ParamType::nullable(ParamType::Any))
+            .build(|args| Ok(Value::from(json_encode(&args[0])))),
+    );
+    ctx.declare_func(
+        "replace",
+        FuncDef::builder()
+            .params([ParamType::String, ParamType::String, ParamType::String])
+            .build(tf_replace),
     );
     ctx
 }
@@ -211,6 +225,86 @@ fn tf_tostring(args: FuncArgs) -> Result<Value, String> {
         Value::Bool(b) => Ok(Value::from(b.to_string())),
         other => Err(format!("tostring: cannot convert {other:?}")),
     }
+}
+
+/// `replace(string, substring, replacement)`: every occurrence of a plain substring. Terraform's
+/// `/regex/` form is not modelled, and is refused rather than taken literally.
+fn tf_replace(args: FuncArgs) -> Result<Value, String> {
+    let [string, substring, replacement] =
+        [0, 1, 2].map(|i| args[i].as_str().expect("checked by the parameter type"));
+    if substring.len() > 1 && substring.starts_with('/') && substring.ends_with('/') {
+        return Err(format!(
+            "replace: the regular expression {substring} is not modelled here"
+        ));
+    }
+    Ok(Value::from(string.replace(substring, replacement)))
+}
+
+/// What Terraform's `jsonencode` writes (Go's `encoding/json`): object keys sorted, no spaces, and
+/// `<`, `>`, `&`, U+2028 and U+2029 escaped as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`.
+fn json_encode(value: &Value) -> String {
+    let mut out = String::new();
+    write_json(value, &mut out);
+    out
+}
+
+fn write_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (None, Some(u), _) => out.push_str(&u.to_string()),
+            (None, None, Some(f)) => out.push_str(&f.to_string()),
+            (None, None, None) => out.push_str("null"),
+        },
+        Value::String(s) => write_json_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(object) => {
+            let sorted: BTreeMap<&str, &Value> =
+                object.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            out.push('{');
+            for (i, (key, item)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(key, out);
+                out.push(':');
+                write_json(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A block's n-th label.

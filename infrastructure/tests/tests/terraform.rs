@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use hcl::eval::{Context, Evaluate};
-use hcl::expr::Expression;
+use hcl::expr::{Expression, FuncCall};
 use hcl::{Map, Value};
 use infrastructure_tests::{
     asl_template, asl_template_path, attribute, example_dir, function_folders,
@@ -401,4 +401,212 @@ fn an_empty_ca_bundle_file_name_means_no_bundle() {
     for (function, env) in &envs {
         assert_eq!(env.get("PGSSLROOTCERT"), None, "{function}");
     }
+}
+
+/// The `input` of the schedule's universal target (the StartExecution request).
+fn schedule_target_input(config: &Config) -> &Expression {
+    let schedules = config.resources("aws_scheduler_schedule");
+    let schedule = schedules
+        .get("backfill")
+        .expect("the module has aws_scheduler_schedule.backfill");
+    nested_block(schedule, "target")
+        .and_then(|target| attribute(target, "input"))
+        .expect("the schedule's target has an input")
+}
+
+/// `expr` as a call of the function `name`.
+fn call<'a>(expr: &'a Expression, name: &str) -> &'a FuncCall {
+    match expr {
+        Expression::FuncCall(call) if call.name.to_string() == name => call,
+        other => panic!("expected a call of {name}(…), found {other:?}"),
+    }
+}
+
+/// The object a `replace(replace(jsonencode({…}), …), …)` encodes, through locals.
+fn encoded_object<'a>(config: &'a Config, expr: &'a Expression) -> &'a Expression {
+    let mut expr = resolve_local(config, expr);
+    while let Expression::FuncCall(c) = expr {
+        if c.name.to_string() != "replace" {
+            break;
+        }
+        expr = resolve_local(config, &c.args[0]);
+    }
+    resolve_local(config, &call(expr, "jsonencode").args[0])
+}
+
+#[test]
+fn the_scheduled_execution_is_named_by_the_one_local_its_input_stores_as_execution_name() {
+    let config = module();
+    let request = encoded_object(&config, schedule_target_input(&config));
+    let name = object_value(request, "Name").expect("StartExecution gets a Name");
+    let name = traversal_path(name)
+        .filter(|p| p.starts_with("local."))
+        .unwrap_or_else(|| panic!("the execution Name must be a local, found {name:?}"));
+
+    let input = object_value(request, "Input").expect("StartExecution gets an Input");
+    let merge = call(encoded_object(&config, input), "merge");
+    // The last argument wins: var.schedule_input (earlier) cannot replace it.
+    let fixed = merge.args.last().expect("merge has arguments");
+    let execution_name = object_value(fixed, "execution_name")
+        .expect("the last merge argument of the execution input sets execution_name");
+    assert_eq!(
+        traversal_path(execution_name),
+        Some(name.clone()),
+        "the execution input's execution_name and the execution's Name must be the same local"
+    );
+}
+
+const STATE_MACHINE_ARN: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:price-backfill";
+
+/// The StartExecution request Scheduler is given, as Terraform renders it for the module called
+/// with `inputs`: the raw string and its parsed JSON.
+fn rendered_schedule_request(inputs: &[(&str, Value)]) -> (String, serde_json::Value) {
+    let config = module();
+    let vars = config
+        .input_values(inputs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ctx = terraform_context(&vars, &config.evaluated_locals(&vars));
+    ctx.declare_var(
+        "aws_sfn_state_machine",
+        hcl::value!({ this = { arn = (STATE_MACHINE_ARN) } }),
+    );
+    let rendered = schedule_target_input(&config)
+        .evaluate(&ctx)
+        .unwrap_or_else(|e| panic!("cannot evaluate the schedule's target input: {e}"));
+    let rendered = rendered
+        .as_str()
+        .expect("the target input is a string")
+        .to_string();
+    let json = serde_json::from_str(&rendered)
+        .unwrap_or_else(|e| panic!("the target input is not JSON ({e}): {rendered}"));
+    (rendered, json)
+}
+
+/// The execution input inside the request: the raw string and its parsed JSON.
+fn execution_input(request: &serde_json::Value) -> (String, serde_json::Value) {
+    let raw = request["Input"]
+        .as_str()
+        .expect("Input is a JSON string")
+        .to_string();
+    let json = serde_json::from_str(&raw)
+        .unwrap_or_else(|e| panic!("the execution input is not JSON ({e}): {raw}"));
+    (raw, json)
+}
+
+const SCHEDULED_NAME: &str = "scheduled-<aws.scheduler.execution-id>";
+
+#[test]
+fn jsonencode_is_modelled_as_terraform_writes_it() {
+    // Terraform 1.11: echo 'jsonencode({…})' | terraform console
+    let expr: Expression = r#"jsonencode({ b = "<x> & \"q\" \\ \n", a = [1.5, 7, true, null] })"#
+        .parse()
+        .unwrap();
+    let encoded = expr
+        .evaluate(&terraform_context(&Map::new(), &Map::new()))
+        .unwrap();
+    assert_eq!(
+        encoded,
+        Value::from(r#"{"a":[1.5,7,true,null],"b":"\u003cx\u003e \u0026 \"q\" \\ \n"}"#)
+    );
+}
+
+#[test]
+fn the_schedule_request_carries_the_scheduler_keyword_literally_on_both_levels() {
+    let (raw, request) = rendered_schedule_request(&[]);
+    assert!(
+        !raw.contains("\\u003c") && !raw.contains("\\u003e"),
+        "Scheduler must get <aws.scheduler.…> keywords literally, not JSON escapes: {raw}"
+    );
+    assert_eq!(request["Name"], SCHEDULED_NAME, "{raw}");
+    assert_eq!(request["StateMachineArn"], STATE_MACHINE_ARN);
+
+    let (input_raw, input) = execution_input(&request);
+    assert!(
+        input_raw.contains(&format!("\"execution_name\":\"{SCHEDULED_NAME}\"")),
+        "the execution input must carry the keyword literally: {input_raw}"
+    );
+    assert_eq!(input["execution_name"], request["Name"]);
+    assert_eq!(input["lookback_days"], 7);
+}
+
+#[test]
+fn schedule_input_cannot_override_the_execution_name_or_the_window() {
+    let (_, request) = rendered_schedule_request(&[
+        ("schedule_lookback_days", Value::from(3)),
+        (
+            "schedule_input",
+            hcl::value!({ execution_name = "mine", lookback_days = 99, top_n = 100 }),
+        ),
+    ]);
+    let (_, input) = execution_input(&request);
+    assert_eq!(input["execution_name"], SCHEDULED_NAME);
+    assert_eq!(input["lookback_days"], 3);
+    assert_eq!(input["top_n"], 100, "other fields pass through");
+}
+
+/// The text between the fences of the first ``` block of a README `### <heading>` section.
+fn readme_code_block(heading: &str) -> String {
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split_once(&format!("\n### {heading}\n"))
+        .map(|(_, rest)| rest.split("\n### ").next().unwrap_or(rest))
+        .unwrap_or_else(|| panic!("README.md has no ### {heading} section"));
+    let mut fences = section.split("\n```");
+    fences.next();
+    let block = fences
+        .next()
+        .unwrap_or_else(|| panic!("README ### {heading} has no code block"));
+    block
+        .split_once('\n')
+        .map_or("", |(_, body)| body)
+        .to_string()
+}
+
+#[test]
+fn the_readme_shows_the_notification_line_the_rule_sends() {
+    let config = module();
+    let targets = config.resources("aws_cloudwatch_event_target");
+    let transformer = targets
+        .get("execution_status")
+        .and_then(|t| nested_block(t, "input_transformer"))
+        .expect("aws_cloudwatch_event_target.execution_status has an input_transformer");
+    let Some(Expression::String(template)) = attribute(transformer, "input_template") else {
+        panic!("input_template must be a literal string");
+    };
+    // A JSON string: SNS gets the line without the quotes.
+    let template: String = serde_json::from_str(template)
+        .unwrap_or_else(|e| panic!("input_template must be one JSON string ({e}): {template}"));
+    let paths = attribute(transformer, "input_paths").expect("input_paths");
+    let placeholders = object_keys(paths).expect("input_paths is an object");
+    for placeholder in &placeholders {
+        assert!(
+            template.contains(&format!("<{placeholder}>")),
+            "the message leaves out <{placeholder}>"
+        );
+    }
+
+    // The README's example, its <placeholders> filled the way the README shows them.
+    let example = readme_code_block("Notifications");
+    let example = example.trim_end();
+    assert!(!example.contains('\n'), "the message is one line");
+    let status = "FAILED";
+    let name = example
+        .strip_prefix("price-backfill: execution ")
+        .and_then(|rest| rest.split_once(&format!(" ended {status}.")))
+        .map(|(name, _)| name)
+        .unwrap_or_else(|| {
+            panic!("README example: not `…execution <name> ended {status}…`: {example}")
+        });
+    let arn = example
+        .rsplit_once("Execution ARN: ")
+        .map(|(_, arn)| arn)
+        .expect("the README example ends with the execution ARN");
+    let rendered = template
+        .replace("<name>", name)
+        .replace("<status>", status)
+        .replace("<execution>", arn);
+    assert_eq!(
+        example, rendered,
+        "README ### Notifications shows another line than input_template sends"
+    );
 }

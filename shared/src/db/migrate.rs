@@ -13,6 +13,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "batch_errors",
         include_str!("migrations/V2__batch_errors.sql"),
     ),
+    (
+        3,
+        "run_execution_name",
+        include_str!("migrations/V3__run_execution_name.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every process that migrates this database.

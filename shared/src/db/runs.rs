@@ -5,7 +5,7 @@ use tokio_postgres::{GenericClient, Row};
 
 use crate::contract::RunStatus;
 use crate::error::BackfillError;
-use crate::model::{DateRange, Interval, ProviderKind, RunId, Selection};
+use crate::model::{DateRange, ExecutionName, Interval, ProviderKind, RunId, Selection};
 
 /// A run's stored parameters and state.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +22,8 @@ pub struct RunRecord {
     pub requested: i32,
     pub skipped: i32,
     pub executions: i32,
+    /// The execution that created the run, when it said (scheduled runs do).
+    pub execution_name: Option<String>,
     pub summary: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -37,11 +39,13 @@ pub struct NewRun {
     pub provider: ProviderKind,
     pub selection: Selection,
     pub batch_size: i32,
+    pub execution_name: Option<ExecutionName>,
 }
 
 const COLUMNS: &str =
     "run_id, status, start_date, end_date, interval, provider, selection, batch_size,
-     batch_count, requested, skipped, executions, summary, created_at, updated_at, finished_at";
+     batch_count, requested, skipped, executions, execution_name, summary, created_at, updated_at,
+     finished_at";
 
 fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
     let corrupt = |what: String| {
@@ -70,6 +74,7 @@ fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
         requested: row.try_get("requested")?,
         skipped: row.try_get("skipped")?,
         executions: row.try_get("executions")?,
+        execution_name: row.try_get("execution_name")?,
         summary: row.try_get("summary")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -85,8 +90,9 @@ fn selection_json(selection: &Selection) -> Result<serde_json::Value, BackfillEr
 pub async fn insert(client: &impl GenericClient, run: &NewRun) -> Result<(), BackfillError> {
     client
         .execute(
-            "INSERT INTO backfill_run (run_id, start_date, end_date, interval, provider, selection, batch_size)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO backfill_run
+                 (run_id, start_date, end_date, interval, provider, selection, batch_size, execution_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &run.run_id.as_str(),
                 &run.range.start(),
@@ -95,10 +101,24 @@ pub async fn insert(client: &impl GenericClient, run: &NewRun) -> Result<(), Bac
                 &run.provider.as_str(),
                 &selection_json(&run.selection)?,
                 &run.batch_size,
+                &run.execution_name.as_ref().map(ExecutionName::as_str),
             ],
         )
         .await?;
     Ok(())
+}
+
+/// The run an execution created, if it named itself (see [`NewRun::execution_name`]).
+pub async fn find_by_execution_name(
+    client: &impl GenericClient,
+    name: &ExecutionName,
+) -> Result<Option<RunRecord>, BackfillError> {
+    let sql = format!("SELECT {COLUMNS} FROM backfill_run WHERE execution_name = $1");
+    client
+        .query_opt(&sql, &[&name.as_str()])
+        .await?
+        .map(|row| from_row(&row))
+        .transpose()
 }
 
 pub async fn get(client: &impl GenericClient, run_id: &RunId) -> Result<RunRecord, BackfillError> {

@@ -9,7 +9,9 @@ use super::App;
 use crate::contract::{parse_event, BatchRef, SelectTickersInput, SelectTickersOutput};
 use crate::db::{batches, progress, runs, selection};
 use crate::error::BackfillError;
-use crate::model::{parse_date, DateRange, Interval, Reprocess, RunId, Selection, Symbol};
+use crate::model::{
+    parse_date, DateRange, ExecutionName, Interval, Reprocess, RunId, Selection, Symbol,
+};
 
 pub const DEFAULT_MIN_ARTICLES: i64 = 10;
 pub const DEFAULT_BATCH_SIZE: i64 = 50;
@@ -202,18 +204,28 @@ impl App {
 
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
-        if input.new_run_id.is_some() && runs::exists(&*tx, &run_id).await? {
-            // The state machine retries this task after a timeout even when the first attempt
-            // committed: the same request for the same id gets the same plan back.
-            let existing = runs::get(&*tx, &run_id).await?;
-            if existing.executions == 1
+        // The state machine retries this task after a timeout even when the first attempt
+        // committed: the same request under the same id (the CLI's new_run_id) or from the same
+        // execution (the schedule's execution_name) gets the same plan back.
+        let earlier = match (&input.new_run_id, &input.execution_name) {
+            (Some(_), _) if runs::exists(&*tx, &run_id).await? => {
+                Some(runs::get(&*tx, &run_id).await?)
+            }
+            (_, Some(name)) => runs::find_by_execution_name(&*tx, name).await?,
+            _ => None,
+        };
+        if let Some(existing) = earlier {
+            let same_request = existing.executions == 1
+                && (input.new_run_id.is_none() || existing.run_id == run_id)
+                && existing.execution_name.as_deref()
+                    == input.execution_name.as_ref().map(ExecutionName::as_str)
                 && existing.range == request.range
                 && existing.interval == request.interval
                 && existing.provider == request.provider
                 && existing.selection == request.selection
-                && existing.batch_size == request.batch_size
-            {
-                info!("run already created by an earlier attempt; returning its plan");
+                && existing.batch_size == request.batch_size;
+            if same_request {
+                info!(run_id = %existing.run_id, "run already created by an earlier attempt; returning its plan");
                 return Ok(plan_output(
                     &existing,
                     0..existing.batch_count,
@@ -222,7 +234,9 @@ impl App {
                 ));
             }
             return Err(BackfillError::InvalidInput(format!(
-                "new_run_id {run_id} already exists with other parameters: resume it with run_id instead"
+                "run {} already exists (created by {}) with other parameters: resume it with run_id instead",
+                existing.run_id,
+                existing.execution_name.as_deref().unwrap_or("another request"),
             )));
         }
         let symbols = selection::resolve(&*tx, &request.selection).await?;
@@ -244,6 +258,7 @@ impl App {
                 provider: request.provider,
                 selection: request.selection.clone(),
                 batch_size: request.batch_size,
+                execution_name: input.execution_name.clone(),
             },
         )
         .await?;
@@ -273,6 +288,7 @@ impl App {
     ) -> Result<SelectTickersOutput, BackfillError> {
         let conflicting: Vec<&str> = [
             ("new_run_id", input.new_run_id.is_some()),
+            ("execution_name", input.execution_name.is_some()),
             ("symbols", input.symbols.is_some()),
             ("top_n", input.top_n.is_some()),
             ("min_articles", input.min_articles.is_some()),

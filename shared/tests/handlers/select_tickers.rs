@@ -1,6 +1,6 @@
 use serde_json::json;
 use shared::db;
-use shared::model::Selection;
+use shared::model::{ExecutionName, Selection};
 
 use crate::common::*;
 
@@ -311,6 +311,74 @@ async fn a_caller_chosen_run_id_names_the_new_run_and_a_retry_is_idempotent() {
         .await
         .unwrap_err();
     assert_eq!(error_type(err), "InvalidInput");
+}
+
+#[tokio::test]
+async fn a_scheduled_execution_name_is_stored_and_a_retry_from_it_gets_the_same_run() {
+    let env = env(&[]).await;
+    let mut payload = json!({"symbols": ["AAPL", "MSFT"], "lookback_days": 3});
+    payload["execution_name"] = json!("scheduled-d32c5kddcf5bb8c3");
+    let out = env.select_ok(payload.clone()).await;
+    let client = env.client().await;
+    let name = ExecutionName::parse("scheduled-d32c5kddcf5bb8c3").unwrap();
+    let found = db::runs::find_by_execution_name(&client, &name)
+        .await
+        .unwrap()
+        .expect("the run is found by its execution's name");
+    assert_eq!(found.run_id, out.run_id);
+    assert_eq!(found.execution_name.as_deref(), Some(name.as_str()));
+
+    // Without new_run_id each attempt would mint a fresh id: the name makes a retry idempotent.
+    let before = env.written_rows().await;
+    let again = env.select_ok(payload.clone()).await;
+    assert_eq!(again.run_id, out.run_id);
+    assert_eq!(again.batches, out.batches);
+    assert_eq!(env.written_rows().await, before);
+
+    // The same execution cannot create a second, different run.
+    payload["symbols"] = json!(["NVDA"]);
+    let err = env.select(payload).await.unwrap_err();
+    assert!(
+        err.to_string().contains("scheduled-d32c5kddcf5bb8c3"),
+        "{err}"
+    );
+    assert_eq!(error_type(err), "InvalidInput");
+    assert_eq!(env.written_rows().await, before);
+
+    // Another execution with the same request is another run.
+    let other = env
+        .select_ok(json!({"symbols": ["AAPL", "MSFT"], "lookback_days": 3, "execution_name": "scheduled-other"}))
+        .await;
+    assert_ne!(other.run_id, out.run_id);
+}
+
+#[tokio::test]
+async fn a_malformed_execution_name_or_one_on_a_resume_is_invalid_input() {
+    let env = env(&[]).await;
+    let before = env.written_rows().await;
+    for name in [
+        json!(""),
+        json!("has space"),
+        json!("a:b"),
+        json!("x".repeat(81)),
+        json!(7),
+    ] {
+        let err = env
+            .select(json!({"symbols": ["AAPL"], "execution_name": name}))
+            .await
+            .unwrap_err();
+        assert_eq!(error_type(err), "InvalidInput", "{name}");
+    }
+    assert_eq!(env.written_rows().await, before);
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    let before = env.written_rows().await;
+    let err = env
+        .select(json!({"run_id": run.run_id, "execution_name": "scheduled-x"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("execution_name"), "{err}");
+    assert_eq!(error_type(err), "InvalidInput");
+    assert_eq!(env.written_rows().await, before);
 }
 
 #[tokio::test]

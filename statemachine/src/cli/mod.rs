@@ -8,6 +8,7 @@ mod plan;
 mod render;
 mod request;
 mod resume;
+mod run_ref;
 mod start;
 mod status;
 mod verify;
@@ -114,7 +115,9 @@ pub struct StartArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    /// The run to resume (backfill-YYYYMMDD-HHMMSS-xxxxxxxx).
+    /// The run to resume: its id (backfill-YYYYMMDD-HHMMSS-xxxxxxxx), or the name or ARN of one
+    /// of its executions (e.g. a scheduled-… execution from a notification).
+    #[arg(value_name = "RUN_ID|EXECUTION")]
     pub run_id: String,
     /// incomplete (every ticker not yet success) or all [default: incomplete].
     #[arg(long, value_name = "incomplete|all")]
@@ -128,7 +131,9 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// One run in detail; without it, the recent runs.
+    /// One run in detail (its id, or the name or ARN of one of its executions); without it, the
+    /// recent runs.
+    #[arg(value_name = "RUN_ID|EXECUTION")]
     pub run_id: Option<String>,
     /// Machine-readable JSON.
     #[arg(long)]
@@ -151,6 +156,8 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// The run's id, or the name or ARN of one of its executions.
+    #[arg(value_name = "RUN_ID|EXECUTION")]
     pub run_id: String,
     /// Machine-readable JSON.
     #[arg(long)]
@@ -198,7 +205,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Resume(args) => {
             let prepared = resume::prepare(&args)?;
             let arn = require_arn(arn)?;
-            let db = resume::check_run(&prepared).await?;
+            let (prepared, db) = resume::check_run(prepared).await?;
             let executions = SfnExecutions::from_env().await?;
             resume::run(&executions, &arn, prepared, db, args.wait).await
         }

@@ -118,9 +118,20 @@ pub fn resume_input(
     reprocess: Option<&str>,
     exec: &ExecutionArgs,
 ) -> Result<SelectTickersInput, CliError> {
+    Ok(SelectTickersInput {
+        run_id: Some(run_id),
+        ..resume_options(reprocess, exec)?
+    })
+}
+
+/// The validated flags of a resume, before the run id is known (it may still have to be looked
+/// up from an execution name).
+pub fn resume_options(
+    reprocess: Option<&str>,
+    exec: &ExecutionArgs,
+) -> Result<SelectTickersInput, CliError> {
     let reprocess = reprocess.map(str::parse::<Reprocess>).transpose()?;
     let mut input = SelectTickersInput {
-        run_id: Some(run_id),
         reprocess,
         ..SelectTickersInput::default()
     };

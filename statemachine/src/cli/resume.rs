@@ -1,4 +1,4 @@
-//! `backfill resume RUN_ID …`: a new execution of an existing run, with `{"run_id": …}`; the
+//! `backfill resume RUN_ID|EXECUTION …`: a new execution of an existing run, with `{"run_id": …}`; the
 //! run's stored parameters decide the window, interval, provider and tickers.
 
 use chrono::Utc;
@@ -7,11 +7,20 @@ use shared::db::runs;
 use shared::model::RunId;
 use tokio_postgres::Client;
 
-use super::request::{execution_name_for_resume, resume_input};
+use super::request::{execution_name_for_resume, resume_options};
+use super::run_ref::RunRef;
 use super::{follow, start, ResumeArgs};
 use crate::error::{exit, CliError};
 use crate::executions::{Executions, StartRequest};
 use crate::store::{self, DatabaseSetting};
+
+/// The flags, validated; the run not yet looked up.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub target: RunRef,
+    /// The execution input without its run id.
+    pub options: SelectTickersInput,
+}
 
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -19,24 +28,43 @@ pub struct Prepared {
     pub input: SelectTickersInput,
 }
 
-pub fn prepare(args: &ResumeArgs) -> Result<Prepared, CliError> {
-    let run_id = RunId::parse(args.run_id.trim())?;
-    let input = resume_input(run_id.clone(), args.reprocess.as_deref(), &args.execution)?;
-    Ok(Prepared { run_id, input })
+impl Prepared {
+    fn new(run_id: RunId, options: SelectTickersInput) -> Self {
+        let input = SelectTickersInput {
+            run_id: Some(run_id.clone()),
+            ..options
+        };
+        Prepared { run_id, input }
+    }
 }
 
-/// Checks that the run exists (an unknown run is a usage error, exit 2). Without a database
-/// setting the check is left to select-tickers, which fails the execution with `RunNotFound`.
-pub async fn check_run(prepared: &Prepared) -> Result<Option<Client>, CliError> {
+pub fn prepare(args: &ResumeArgs) -> Result<Request, CliError> {
+    Ok(Request {
+        target: RunRef::parse(&args.run_id)?,
+        options: resume_options(args.reprocess.as_deref(), &args.execution)?,
+    })
+}
+
+/// Finds the run (an execution name is looked up) and checks that it exists: an unknown run is a
+/// usage error (exit 2). Without a database setting a run id goes unchecked (select-tickers fails
+/// the execution with `RunNotFound`), but an execution name cannot be resolved.
+pub async fn check_run(request: Request) -> Result<(Prepared, Option<Client>), CliError> {
     let Some(setting) = DatabaseSetting::from_env() else {
+        let Some(run_id) = request.target.run_id().cloned() else {
+            return Err(CliError::Configuration(format!(
+                "finding {} needs the database: set DATABASE_URL (or DATABASE_SECRET_ARN), or \
+                 give the run id",
+                request.target
+            )));
+        };
         eprintln!(
-            "note: DATABASE_URL is not set: not checking that run {} exists (select-tickers will)",
-            prepared.run_id
+            "note: DATABASE_URL is not set: not checking that run {run_id} exists (select-tickers will)"
         );
-        return Ok(None);
+        return Ok((Prepared::new(run_id, request.options), None));
     };
     let client = store::connect(&setting).await?;
-    let run = runs::get(&client, &prepared.run_id).await?;
+    let run_id = request.target.resolve(&client).await?;
+    let run = runs::get(&client, &run_id).await?;
     if run.status == RunStatus::Running {
         eprintln!(
             "warning: run {} is marked running: an earlier execution may still be working on it \
@@ -44,7 +72,7 @@ pub async fn check_run(prepared: &Prepared) -> Result<Option<Client>, CliError> 
             run.run_id
         );
     }
-    Ok(Some(client))
+    Ok((Prepared::new(run_id, request.options), Some(client)))
 }
 
 pub async fn run(

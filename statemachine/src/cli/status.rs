@@ -9,6 +9,7 @@ use shared::db::{progress, runs};
 use shared::model::{Interval, ProviderKind, RunId, Selection};
 use tokio_postgres::GenericClient;
 
+use super::run_ref::RunRef;
 use super::{render, StatusArgs};
 use crate::error::{exit, CliError};
 use crate::store::{self, BatchProblem};
@@ -101,10 +102,11 @@ pub struct RunRow {
 }
 
 pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
-    let run_id = args.run_id.as_deref().map(RunId::parse).transpose()?;
+    let target = args.run_id.as_deref().map(RunRef::parse).transpose()?;
     let client = store::connect_from_env().await?;
-    match run_id {
-        Some(run_id) => {
+    match target {
+        Some(target) => {
+            let run_id = target.resolve(&client).await?;
             let report = load_report(&client, &run_id).await?;
             if args.json {
                 println!("{}", to_json(&report)?);

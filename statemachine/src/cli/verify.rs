@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 use shared::db::runs;
-use shared::model::RunId;
 
+use super::run_ref::RunRef;
 use super::{status, VerifyArgs};
 use crate::error::{exit, CliError};
 use crate::store::{self, StoredTicker};
@@ -21,8 +21,9 @@ struct Verification {
 }
 
 pub async fn run(args: &VerifyArgs) -> Result<u8, CliError> {
-    let run_id = RunId::parse(args.run_id.trim())?;
+    let target = RunRef::parse(&args.run_id)?;
     let client = store::connect_from_env().await?;
+    let run_id = target.resolve(&client).await?;
     let run = runs::get(&client, &run_id).await?;
     let tickers = store::success_tickers_rows(
         &client,

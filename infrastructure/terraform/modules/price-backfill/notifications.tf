@@ -1,7 +1,7 @@
 # Notifications: the state machine's execution status changes (FAILED, TIMED_OUT, ABORTED, and
-# SUCCEEDED when notify_on_success) go to an SNS topic, as one line naming the run. CLI-started
-# executions are named after their run id (a resume: <run_id>-resume-<time>); scheduled ones
-# scheduled-<id>, whose run id is in the execution output and in `backfill status`.
+# SUCCEEDED when notify_on_success) go to an SNS topic, as one line naming the execution. Every
+# execution name works with the CLI in place of a run id: CLI-started executions are named after
+# their run id (a resume: <run_id>-resume-<time>), scheduled ones scheduled-<id>, stored with the run.
 
 locals {
   notify_statuses = concat(["FAILED", "TIMED_OUT", "ABORTED"], var.notify_on_success ? ["SUCCEEDED"] : [])
@@ -84,7 +84,7 @@ resource "aws_cloudwatch_event_target" "execution_status" {
       status    = "$.detail.status"
       execution = "$.detail.executionArn"
     }
-    # The execution name is the run id (a resume: <run_id>-resume-<time>; scheduled: scheduled-<id>).
-    input_template = "\"price-backfill: execution <name> ended <status>. Run id: <name> (without a -resume-... suffix; for scheduled-... see the execution output). Details: backfill status RUN_ID; finish it: backfill resume RUN_ID. Execution ARN: <execution>\""
+    # `backfill status|resume` take any execution name (run id, <run_id>-resume-<time>, scheduled-<id>).
+    input_template = "\"price-backfill: execution <name> ended <status>. Details: backfill status <name>; finish it: backfill resume <name>. Execution ARN: <execution>\""
   }
 }

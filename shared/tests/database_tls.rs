@@ -207,3 +207,42 @@ async fn the_functions_pool_follows_pgsslmode_and_pgsslrootcert() {
     // The whole schema goes through the same connection.
     db::migrate::run(&mut conn).await.unwrap();
 }
+
+#[tokio::test]
+async fn scram_with_channel_binding_over_verified_tls_logs_in_as_on_rds() {
+    let db = TestDb::new().await;
+    let pki = pki();
+    let user = format!("app_{}", db.name());
+    db.require_tls_and_password(&pki.server_cert, &pki.server_key, &user, "correct-horse")
+        .await
+        .expect("the test cluster serves TLS with a password user");
+    let port = db.config().get_ports()[0];
+    let url = |password: &str| {
+        format!(
+            "postgres://{user}:{password}@localhost:{port}/{}?sslmode=verify-full&sslrootcert={}&channel_binding=require",
+            db.name(),
+            pki.ca_file.display()
+        )
+    };
+    // channel_binding=require: SCRAM-SHA-256-PLUS, bound to the server certificate, or nothing.
+    let settings = db::parse_url(&url("correct-horse"), &TlsSettings::default()).unwrap();
+    let client = settings.connect(TIMEOUT).await.expect("logs in over TLS");
+    let row = client
+        .query_one(
+            "SELECT current_user::text, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), user);
+    assert!(row.get::<_, bool>(1));
+
+    let settings = db::parse_url(&url("wrong-horse"), &TlsSettings::default()).unwrap();
+    let err = settings.connect(TIMEOUT).await.unwrap_err();
+    assert_eq!(err.name(), "DatabaseUnavailable");
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("wrong-horse"), "{err}");
+}

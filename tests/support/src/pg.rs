@@ -132,6 +132,28 @@ impl TestDb {
     /// Only a throwaway cluster can be reconfigured: on an existing server
     /// (`TEST_DATABASE_URL`) this returns an error saying so.
     pub async fn require_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        self.require_tls_with_user(cert_pem, key_pem, None).await
+    }
+
+    /// Like [`TestDb::require_tls`], and `user` logs in to this database with `password` by
+    /// SCRAM-SHA-256 (as on RDS), over TLS only; the role is created here.
+    pub async fn require_tls_and_password(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), String> {
+        self.require_tls_with_user(cert_pem, key_pem, Some((user, password)))
+            .await
+    }
+
+    async fn require_tls_with_user(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+        password_user: Option<(&str, &str)>,
+    ) -> Result<(), String> {
         let server = tokio::task::spawn_blocking(server)
             .await
             .map_err(|e| e.to_string())??;
@@ -147,7 +169,24 @@ impl TestDb {
             // One test at a time edits the cluster's files.
             let _guard = TLS_SETUP.lock().await;
             cluster.write_tls_files(cert_pem, key_pem)?;
-            cluster.reject_plain_connections_to(&self.name)?;
+            let mut rules = format!("hostnossl \"{}\" all all reject\n", self.name);
+            if let Some((user, password)) = password_user {
+                let sql = format!(
+                    "SET password_encryption = 'scram-sha-256'; \
+                     CREATE ROLE \"{}\" LOGIN PASSWORD '{}'",
+                    user.replace('"', "\"\""),
+                    password.replace('\'', "''")
+                );
+                admin
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| format!("cannot create role {user}: {e}"))?;
+                rules.push_str(&format!(
+                    "hostssl \"{}\" \"{user}\" all scram-sha-256\n",
+                    self.name
+                ));
+            }
+            cluster.prepend_hba_rules(&rules)?;
             // One statement per call: ALTER SYSTEM refuses to run inside a (multi-statement)
             // transaction block.
             for statement in [
@@ -217,13 +256,12 @@ impl Cluster {
         Ok(())
     }
 
-    /// Puts `hostnossl <db> all all reject` first in pg_hba.conf, so only TLS reaches `db`.
-    fn reject_plain_connections_to(&self, db: &str) -> Result<(), String> {
+    /// Puts `rules` first in pg_hba.conf (the first matching line decides).
+    fn prepend_hba_rules(&self, rules: &str) -> Result<(), String> {
         let path = self.dir.join("data").join("pg_hba.conf");
         let current = fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let rule = format!("hostnossl \"{db}\" all all reject\n");
-        fs::write(&path, format!("{rule}{current}"))
+        fs::write(&path, format!("{rules}{current}"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 }

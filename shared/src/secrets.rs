@@ -76,12 +76,10 @@ pub fn database_config_from_secret(
     let parsed: DatabaseSecret =
         serde_json::from_str(secret.expose()).map_err(|_| bad("is not a JSON object"))?;
     if let Some(url) = parsed.url {
+        // parse_url's errors never echo the URL (it may hold the password).
         return crate::db::parse_url(&url, tls).map_err(|e| match e {
-            // A bad sslmode names itself; anything else must not echo the URL.
-            BackfillError::ConfigurationError(m) if m.starts_with("sslmode") => {
-                bad(&format!("has a `url` whose {m}"))
-            }
-            _ => bad("has a `url` that is not a PostgreSQL connection URL"),
+            BackfillError::ConfigurationError(m) => bad(&format!("has a bad `url`: {m}")),
+            other => other,
         });
     }
     let host = parsed

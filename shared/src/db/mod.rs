@@ -83,7 +83,7 @@ pub fn parse_url(url: &str, defaults: &TlsSettings) -> Result<ConnectionSettings
     let (rest, tls) = tls::split_tls_options(url, defaults)?;
     let postgres = rest.parse().map_err(|_| {
         BackfillError::ConfigurationError(
-            "DATABASE_URL is not a valid PostgreSQL connection string".into(),
+            "the database URL is not a valid PostgreSQL connection string".into(),
         )
     })?;
     Ok(ConnectionSettings { postgres, tls })

@@ -1,17 +1,19 @@
 -- Demo data: a handful of tickers and article mentions, spread over the last two weeks, so that
 -- the original's test mode (top 5 most-mentioned over the last 7 days) has something to choose.
 -- Applied by `make demo` only when the demo database has no tickers yet.
-INSERT INTO ticker (symbol, name, exchange) VALUES
-    ('AAPL', 'Apple Inc.', 'NASDAQ'),
-    ('MSFT', 'Microsoft Corporation', 'NASDAQ'),
-    ('NVDA', 'NVIDIA Corporation', 'NASDAQ'),
-    ('TSLA', 'Tesla, Inc.', 'NASDAQ'),
-    ('AMZN', 'Amazon.com, Inc.', 'NASDAQ'),
-    ('GOOGL', 'Alphabet Inc.', 'NASDAQ'),
-    ('META', 'Meta Platforms, Inc.', 'NASDAQ'),
-    ('BRK.B', 'Berkshire Hathaway Inc. Class B', 'NYSE'),
-    ('JPM', 'JPMorgan Chase & Co.', 'NYSE'),
-    ('XOM', 'Exxon Mobil Corporation', 'NYSE');
+-- Rows as the original application writes them: `ticker`'s NOT NULL aliases/sources/is_sp500,
+-- `article`'s NOT NULL source/url/published_at/title/created_at, `article_ticker`'s confidence.
+INSERT INTO ticker (symbol, name, aliases, exchange, sources, is_sp500) VALUES
+    ('AAPL', 'Apple Inc.', '["Apple"]', 'NASDAQ', '["sp500"]', true),
+    ('MSFT', 'Microsoft Corporation', '["Microsoft"]', 'NASDAQ', '["sp500"]', true),
+    ('NVDA', 'NVIDIA Corporation', '["Nvidia"]', 'NASDAQ', '["sp500"]', true),
+    ('TSLA', 'Tesla, Inc.', '["Tesla"]', 'NASDAQ', '["sp500"]', true),
+    ('AMZN', 'Amazon.com, Inc.', '["Amazon"]', 'NASDAQ', '["sp500"]', true),
+    ('GOOGL', 'Alphabet Inc.', '["Alphabet", "Google"]', 'NASDAQ', '["sp500"]', true),
+    ('META', 'Meta Platforms, Inc.', '["Meta", "Facebook"]', 'NASDAQ', '["sp500"]', true),
+    ('BRK.B', 'Berkshire Hathaway Inc. Class B', '["Berkshire"]', 'NYSE', '["sp500"]', true),
+    ('JPM', 'JPMorgan Chase & Co.', '["JPMorgan"]', 'NYSE', '["sp500"]', true),
+    ('XOM', 'Exxon Mobil Corporation', '["Exxon"]', 'NYSE', '["sp500"]', true);
 
 -- (symbol, mentions in the last 7 days, older mentions)
 WITH plan (symbol, recent, older) AS (
@@ -26,10 +28,11 @@ WITH plan (symbol, recent, older) AS (
 ), numbered AS (
     SELECT symbol, at, ROW_NUMBER() OVER (ORDER BY at, symbol) AS n FROM mentions
 ), articles AS (
-    INSERT INTO article (title, url, published_at, created_at)
-    SELECT 'Demo headline ' || n || ' about ' || symbol, 'https://example.com/news/' || n, at, at
+    INSERT INTO article (source, title, url, published_at, created_at)
+    SELECT 'demo', 'Demo headline ' || n || ' about ' || symbol, 'https://example.com/news/' || n, at, at
       FROM numbered
-    RETURNING id, title, created_at
+    RETURNING id, title
 )
-INSERT INTO article_ticker (article_id, ticker, created_at)
-SELECT id, split_part(title, ' about ', 2), created_at FROM articles;
+INSERT INTO article_ticker (article_id, ticker, confidence, matched_terms)
+SELECT id, split_part(title, ' about ', 2), 0.9, json_build_array(split_part(title, ' about ', 2))
+  FROM articles;

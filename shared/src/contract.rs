@@ -31,7 +31,7 @@ pub struct SelectTickersInput {
     pub top_n: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_articles: Option<i64>,
-    /// Count only mentions recorded in the last N days (`article_ticker.created_at`), for
+    /// Count only mentions in articles published in the last N days (`article.published_at`), for
     /// `top_n` and `min_articles` selections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mentions_within_days: Option<i64>,
@@ -52,6 +52,11 @@ pub struct SelectTickersInput {
     pub provider: Option<ProviderKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reprocess: Option<Reprocess>,
+    /// Where `stock_price_history.symbol` references `ticker` (the original's database), listed
+    /// symbols that `ticker` lacks are added to it (name = symbol, empty alias and source lists)
+    /// instead of being settled as `failed` / `NotInTickerTable`. New runs and resumes alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_tickers: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

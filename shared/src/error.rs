@@ -20,9 +20,17 @@ pub enum BackfillError {
     /// 401/403: the key or plan is wrong. Retrying cannot help; fix the configuration.
     #[error("price provider rejected the request (check the API key and plan): {0}")]
     ProviderRejected(String),
-    /// The database could not be reached or a statement failed; retried with backoff.
+    /// The database could not be reached, or dropped the connection, timed out, shut down, or
+    /// aborted the transaction for a serialization failure or a deadlock (SQLSTATE classes 08,
+    /// 53, 57, 40, 58, and lock timeouts): transient, retried with backoff.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),
+    /// The database refused the statement itself: an integrity violation (class 23), an undefined
+    /// table or column or a missing privilege (42), bad data (22), or any other SQLSTATE that is
+    /// not transient. The same statement fails the same way again, so it is never retried; the
+    /// message names the table, column or constraint when the server does.
+    #[error("database rejected the statement: {message} (SQLSTATE {code})")]
+    DatabaseRejected { code: String, message: String },
     /// The function's environment is incomplete or a secret cannot be read. Not retryable.
     #[error("configuration error: {0}")]
     ConfigurationError(String),
@@ -30,13 +38,14 @@ pub enum BackfillError {
 
 impl BackfillError {
     /// Every name the contract knows, for documentation and for tests.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "InvalidInput",
         "RunNotFound",
         "RateLimited",
         "ProviderUnavailable",
         "ProviderRejected",
         "DatabaseUnavailable",
+        "DatabaseRejected",
         "ConfigurationError",
     ];
 
@@ -48,8 +57,16 @@ impl BackfillError {
             BackfillError::ProviderUnavailable(_) => "ProviderUnavailable",
             BackfillError::ProviderRejected(_) => "ProviderRejected",
             BackfillError::DatabaseUnavailable(_) => "DatabaseUnavailable",
+            BackfillError::DatabaseRejected { .. } => "DatabaseRejected",
             BackfillError::ConfigurationError(_) => "ConfigurationError",
         }
+    }
+
+    /// Whether the database refused this ticker's data (an integrity violation or a value the
+    /// column cannot hold): the ticker fails, the batch carries on.
+    pub fn is_ticker_data_rejection(&self) -> bool {
+        matches!(self, BackfillError::DatabaseRejected { code, .. }
+            if code.starts_with("23") || code.starts_with("22"))
     }
 
     /// Whether the state machine should retry the call that raised it.
@@ -70,17 +87,54 @@ impl From<BackfillError> for Diagnostic {
     }
 }
 
+/// SQLSTATEs worth retrying: the connection (08), resources (53), operator intervention and
+/// statement timeouts (57: shutdowns, `57014` query canceled), transaction rollbacks for
+/// serialization failures and deadlocks (40), system I/O errors (58), and `55P03` lock timeouts.
+/// Refusals while connecting — authentication (28) and a missing database (3D) — are about
+/// reaching the database, not about a statement: they stay `DatabaseUnavailable` (a rotated
+/// secret or a database being restored is back on a later try). Every other SQLSTATE is the
+/// statement's own fault.
+pub fn is_transient_sqlstate(code: &str) -> bool {
+    ["08", "53", "57", "40", "58", "28", "3D"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "55P03"
+}
+
 impl From<tokio_postgres::Error> for BackfillError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The Display of a tokio-postgres error never includes the connection password.
-        let detail = match e.as_db_error() {
-            Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => match std::error::Error::source(&e) {
+        let Some(db) = e.as_db_error() else {
+            // No answer from the server: an I/O error, a closed connection, a timeout.
+            let detail = match std::error::Error::source(&e) {
                 Some(source) => format!("{e}: {source}"),
                 None => e.to_string(),
-            },
+            };
+            return BackfillError::DatabaseUnavailable(detail);
         };
-        BackfillError::DatabaseUnavailable(detail)
+        let code = db.code().code().to_string();
+        if is_transient_sqlstate(&code) {
+            return BackfillError::DatabaseUnavailable(format!("{} ({code})", db.message()));
+        }
+        // Name what the server names, first (status lines are cut short), so that an operator
+        // sees which table, column or constraint of their schema refused the write.
+        let named: Vec<String> = [
+            ("table", db.table()),
+            ("column", db.column()),
+            ("constraint", db.constraint()),
+        ]
+        .into_iter()
+        .filter_map(|(what, name)| name.map(|n| format!("{what} {n}")))
+        .collect();
+        let mut message = if named.is_empty() {
+            db.message().to_string()
+        } else {
+            format!("[{}] {}", named.join(", "), db.message())
+        };
+        if let Some(detail) = db.detail() {
+            message.push_str(&format!(": {detail}"));
+        }
+        BackfillError::DatabaseRejected { code, message }
     }
 }
 
@@ -111,6 +165,10 @@ mod tests {
             BackfillError::ProviderUnavailable("x".into()),
             BackfillError::ProviderRejected("x".into()),
             BackfillError::DatabaseUnavailable("x".into()),
+            BackfillError::DatabaseRejected {
+                code: "23502".into(),
+                message: "x".into(),
+            },
             BackfillError::ConfigurationError("x".into()),
         ]
     }
@@ -132,6 +190,33 @@ mod tests {
             .map(|e| e.name())
             .collect();
         assert_eq!(retryable, ["ProviderUnavailable", "DatabaseUnavailable"]);
+    }
+
+    #[test]
+    fn only_connecting_resource_shutdown_and_rollback_sqlstates_are_transient() {
+        for transient in [
+            "08006", "08001", "53300", "57P01", "57P03", "57014", "40001", "40P01", "58030",
+            "55P03", "28P01", "28000", "3D000",
+        ] {
+            assert!(is_transient_sqlstate(transient), "{transient}");
+        }
+        for permanent in [
+            "23502", "23503", "23505", "42703", "42P01", "42501", "22003", "XX000",
+        ] {
+            assert!(!is_transient_sqlstate(permanent), "{permanent}");
+        }
+    }
+
+    #[test]
+    fn integrity_and_data_rejections_fail_the_ticker_only() {
+        let rejected = |code: &str| BackfillError::DatabaseRejected {
+            code: code.into(),
+            message: "x".into(),
+        };
+        assert!(rejected("23503").is_ticker_data_rejection());
+        assert!(rejected("22003").is_ticker_data_rejection());
+        assert!(!rejected("42703").is_ticker_data_rejection());
+        assert!(!BackfillError::DatabaseUnavailable("x".into()).is_ticker_data_rejection());
     }
 
     #[test]

@@ -100,6 +100,22 @@ impl DateRange {
     pub fn days(&self) -> i64 {
         (self.end - self.start).num_days() + 1
     }
+
+    /// The instants `[from, to)` that hold the stored keys of this range's bars at `interval`.
+    /// Intraday bars are selected by their UTC day. A daily bar is keyed at 00:00 of its trading
+    /// day in the exchange's zone, which for day D lies between D-1 11:00 UTC (UTC+13, New
+    /// Zealand in summer) and D 10:00 UTC (UTC-10): shifting the UTC days back by 13 hours holds
+    /// exactly the range's days for every zone from UTC-10:59 to UTC+13, and no neighbour's.
+    pub fn stored_window(&self, interval: Interval) -> (DateTime<Utc>, DateTime<Utc>) {
+        let (from, to) = (self.start_instant(), self.end_exclusive_instant());
+        match interval {
+            Interval::Hour => (from, to),
+            Interval::Day => {
+                let shift = chrono::Duration::hours(13);
+                (from - shift, to - shift)
+            }
+        }
+    }
 }
 
 impl fmt::Display for DateRange {
@@ -445,6 +461,37 @@ mod tests {
             "InvalidInput"
         );
         assert!(DateRange::new(d("2026-03-11"), d("2026-03-11")).is_ok());
+    }
+
+    #[test]
+    fn the_daily_window_holds_each_days_midnight_in_every_exchange_zone_and_no_neighbours() {
+        use chrono_tz::Tz;
+        let d = |s| parse_date("d", s).unwrap();
+        let range = DateRange::new(d("2026-03-09"), d("2026-03-11")).unwrap();
+        let (from, to) = range.stored_window(Interval::Day);
+        let zones: [Tz; 6] = [
+            chrono_tz::Pacific::Honolulu,
+            chrono_tz::America::New_York,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::Asia::Tokyo,
+            chrono_tz::Australia::Sydney,
+            chrono_tz::Pacific::Auckland,
+        ];
+        for zone in zones {
+            for day in d("2026-03-07").iter_days().take(7) {
+                let key = zone
+                    .from_local_datetime(&day.and_time(chrono::NaiveTime::MIN))
+                    .unwrap()
+                    .with_timezone(&Utc);
+                let inside = key >= from && key < to;
+                let in_range = day >= range.start() && day <= range.end();
+                assert_eq!(inside, in_range, "{zone} {day}: key {key}");
+            }
+        }
+        assert_eq!(
+            range.stored_window(Interval::Hour),
+            (range.start_instant(), range.end_exclusive_instant())
+        );
     }
 
     #[test]

@@ -70,11 +70,16 @@ async fn upsert_rewrites_only_rows_whose_values_changed() {
     .unwrap();
     assert_eq!((counts.inserted, counts.updated), (1, 1));
 
-    // A value that rounds to the stored NUMERIC(14,4) is not a change.
+    // Double precision keeps every digit: a change in the fifth decimal is a change (the
+    // NUMERIC(14,4) of earlier versions rounded it away).
     let counts = prices::upsert_bars(&client, &aapl, &[bar(13, 10.000_01)])
         .await
         .unwrap();
-    assert_eq!((counts.inserted, counts.updated), (0, 0));
+    assert_eq!((counts.inserted, counts.updated), (0, 1));
+    let stored = prices::stored_bars(&client, "AAPL", at(13), at(14))
+        .await
+        .unwrap();
+    assert_eq!(stored[0].close.to_bits(), 10.000_01f64.to_bits());
 }
 
 #[tokio::test]

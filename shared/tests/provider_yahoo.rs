@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use market_sim::{
-    spawn, GroundTruthBar, Interval as SimInterval, Knobs, Provider, RateLimit, RetryAfter,
-    RunningSim, SimConfig,
+    spawn, GroundTruthBar, Interval as SimInterval, Knobs, LiveBar, Provider, RateLimit,
+    RetryAfter, RunningSim, SimConfig,
 };
 use shared::model::{Bar, DateRange, Interval, Symbol};
 use shared::provider::pacing::Pacer;
@@ -448,4 +448,271 @@ async fn each_request_takes_a_token_from_the_pacer() {
     assert_eq!(fetched.requests, 1);
     assert!(token_available(&pacer).await);
     assert!(!token_available(&pacer).await);
+}
+
+// ---- exchange time zones, live bars, close bars, granularity, spelling (issue 7) ----
+
+fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn stamps(bars: &[Bar]) -> Vec<String> {
+    bars.iter()
+        .map(|b| b.ts.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .collect()
+}
+
+/// Knobs with Yahoo's clock stopped at `clock`.
+fn clocked(clock: &str) -> Knobs {
+    Knobs {
+        clock: Some(at(clock)),
+        ..Knobs::default()
+    }
+}
+
+/// Symbols on Yahoo's exchanges other than the US ones, as the runs name them.
+const SUFFIXED: [&str; 7] = [
+    "GS2C.DE",
+    "WSU.DE",
+    "SAP.DE",
+    "0P000071W8.TO",
+    "SHOP.TO",
+    "7203.T",
+    "TSCO.L",
+];
+
+#[tokio::test]
+async fn exchange_suffixed_symbols_are_requested_with_their_dot_and_equal_the_ground_truth() {
+    let sim = sim(Knobs::default()).await;
+    // Across Europe's change to summer time (Sunday 29 March 2026).
+    let r = range("2026-03-26", "2026-03-31");
+    for sym in SUFFIXED {
+        for (interval, sim_interval) in [
+            (Interval::Hour, SimInterval::Hour),
+            (Interval::Day, SimInterval::Day),
+        ] {
+            let fetched = fetch(&yahoo(&sim), sym, &r, interval)
+                .await
+                .unwrap_or_else(|e| panic!("{sym} {interval}: {e:?}"));
+            let expected = truth(&sim, sym, &r, sim_interval);
+            assert!(!expected.is_empty(), "{sym} {interval}");
+            assert_eq!(fetched.bars, expected, "{sym} {interval}");
+        }
+        assert_eq!(
+            sim.request_count(&format!("/v8/finance/chart/{sym}"), Some(200)),
+            2,
+            "{sym}"
+        );
+        let dashed = sym.replace('.', "-");
+        assert_eq!(
+            sim.request_count(&format!("/v8/finance/chart/{dashed}"), None),
+            0,
+            "{sym}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn share_classes_take_a_dash_on_every_request() {
+    let sim = sim(Knobs::default()).await;
+    let r = range("2026-03-09", "2026-03-11");
+    for (sym, yahoo_spelling) in [("BRK.B", "BRK-B"), ("BF.B", "BF-B")] {
+        let fetched = fetch(&yahoo(&sim), sym, &r, Interval::Day).await.unwrap();
+        assert_eq!(
+            fetched.bars,
+            truth(&sim, sym, &r, SimInterval::Day),
+            "{sym}"
+        );
+        assert_eq!(
+            sim.request_count(&format!("/v8/finance/chart/{yahoo_spelling}"), Some(200)),
+            1,
+            "{sym}"
+        );
+        assert_eq!(
+            sim.request_count(&format!("/v8/finance/chart/{sym}"), None),
+            0,
+            "{sym}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn daily_bars_are_keyed_at_midnight_of_the_exchanges_own_zone() {
+    let sim = sim(Knobs::default()).await;
+    let cases = [
+        // New York: EST on Friday 6 March, EDT from Monday 9 March.
+        (
+            "AAPL",
+            "2026-03-06",
+            "2026-03-09",
+            ["2026-03-06T05:00:00Z", "2026-03-09T04:00:00Z"],
+        ),
+        // Berlin: CET on Friday 27 March, CEST from Monday 30 March.
+        (
+            "SAP.DE",
+            "2026-03-27",
+            "2026-03-30",
+            ["2026-03-26T23:00:00Z", "2026-03-29T22:00:00Z"],
+        ),
+        // London: GMT, then BST.
+        (
+            "TSCO.L",
+            "2026-03-27",
+            "2026-03-30",
+            ["2026-03-27T00:00:00Z", "2026-03-29T23:00:00Z"],
+        ),
+        // Tokyo (UTC+9, no DST): the key lies on the previous UTC day.
+        (
+            "7203.T",
+            "2026-03-09",
+            "2026-03-10",
+            ["2026-03-08T15:00:00Z", "2026-03-09T15:00:00Z"],
+        ),
+        // Toronto follows New York's DST dates.
+        (
+            "SHOP.TO",
+            "2026-03-06",
+            "2026-03-09",
+            ["2026-03-06T05:00:00Z", "2026-03-09T04:00:00Z"],
+        ),
+    ];
+    for (sym, start, end, keys) in cases {
+        let r = range(start, end);
+        let fetched = fetch(&yahoo(&sim), sym, &r, Interval::Day).await.unwrap();
+        assert_eq!(stamps(&fetched.bars), keys, "{sym}");
+        assert_eq!(
+            fetched.bars,
+            truth(&sim, sym, &r, SimInterval::Day),
+            "{sym}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_one_day_daily_range_keeps_its_trading_day_east_and_west_of_utc() {
+    let sim = sim(Knobs::default()).await;
+    for sym in ["7203.T", "SAP.DE", "TSCO.L", "AAPL", "SHOP.TO"] {
+        for day in ["2026-03-09", "2026-03-10", "2026-03-13"] {
+            let r = range(day, day);
+            let fetched = fetch(&yahoo(&sim), sym, &r, Interval::Day).await.unwrap();
+            assert_eq!(fetched.bars.len(), 1, "{sym} {day}");
+            assert_eq!(
+                fetched.bars,
+                truth(&sim, sym, &r, SimInterval::Day),
+                "{sym} {day}"
+            );
+        }
+        // A Saturday has no trading day anywhere, even where Friday's or Monday's key lies on
+        // that UTC date (Tokyo's Monday starts Sunday 15:00Z).
+        let saturday = range("2026-03-14", "2026-03-15");
+        let fetched = fetch(&yahoo(&sim), sym, &saturday, Interval::Day)
+            .await
+            .unwrap();
+        assert_eq!(fetched.bars, [], "{sym}");
+    }
+}
+
+#[tokio::test]
+async fn during_a_session_the_live_daily_bar_gets_the_same_key_as_the_final_one() {
+    // 12:48:24 EDT on Tuesday 10 March: the day's bar is live, stamped at the clock.
+    let sim = sim(clocked("2026-03-10T16:48:24Z")).await;
+    let r = range("2026-03-09", "2026-03-10");
+    for sym in ["AAPL", "SAP.DE"] {
+        let fetched = fetch(&yahoo(&sim), sym, &r, Interval::Day).await.unwrap();
+        let expected = truth(&sim, sym, &r, SimInterval::Day);
+        assert_eq!(stamps(&fetched.bars), stamps(&expected), "{sym}");
+        // The finished Monday is final.
+        assert_eq!(fetched.bars[0], expected[0], "{sym}");
+    }
+}
+
+#[tokio::test]
+async fn during_a_session_the_live_hourly_bar_is_stored_at_its_period_start() {
+    for live in [LiveBar::AtClock, LiveBar::AtPeriodStart, LiveBar::Separate] {
+        let sim = sim(Knobs {
+            yahoo_live_bar: live,
+            ..clocked("2026-03-10T16:48:24Z")
+        })
+        .await;
+        let r = range("2026-03-10", "2026-03-10");
+        let fetched = fetch(&yahoo(&sim), "AAPL", &r, Interval::Hour)
+            .await
+            .unwrap();
+        let expected = truth(&sim, "AAPL", &r, SimInterval::Hour);
+        // 09:30, 10:30, 11:30 EDT are final; 12:30 is in progress at 12:48:24.
+        assert_eq!(
+            stamps(&fetched.bars),
+            [
+                "2026-03-10T13:30:00Z",
+                "2026-03-10T14:30:00Z",
+                "2026-03-10T15:30:00Z",
+                "2026-03-10T16:30:00Z"
+            ],
+            "{live:?}"
+        );
+        assert_eq!(fetched.bars[..3], expected[..3], "{live:?}");
+        assert_eq!(fetched.bars[3].open, expected[3].open, "{live:?}");
+    }
+}
+
+#[tokio::test]
+async fn after_the_close_the_zero_volume_close_bar_is_not_stored() {
+    // Each first clock is after that exchange's close on Tuesday 10 March, before the next
+    // open (Yahoo's `regularMarketTime` is then the close itself); the second is days later,
+    // when the chart's last session is no longer the current one.
+    let cases = [
+        ("AAPL", "2026-03-10T21:30:00Z"),
+        ("7203.T", "2026-03-10T07:00:00Z"),
+        ("SAP.DE", "2026-03-10T17:00:00Z"),
+        ("TSCO.L", "2026-03-10T17:00:00Z"),
+        ("SHOP.TO", "2026-03-10T21:30:00Z"),
+    ];
+    for (sym, evening) in cases {
+        for clock in [evening, "2026-03-13T12:00:00Z"] {
+            let sim = sim(Knobs {
+                yahoo_close_bar: true,
+                ..clocked(clock)
+            })
+            .await;
+            let r = range("2026-03-09", "2026-03-10");
+            let fetched = fetch(&yahoo(&sim), sym, &r, Interval::Hour).await.unwrap();
+            assert_eq!(
+                fetched.bars,
+                truth(&sim, sym, &r, SimInterval::Hour),
+                "{sym} at {clock}"
+            );
+            assert!(
+                fetched.bars.iter().all(|b| b.volume != Some(0)),
+                "{sym} at {clock}: {:?}",
+                fetched.bars.last()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_granularity_than_asked_fails_the_ticker_naming_both() {
+    let sim = sim(Knobs {
+        coarse_symbols: ["FUND".to_string()].into(),
+        ..Knobs::default()
+    })
+    .await;
+    let r = range("2026-03-09", "2026-03-11");
+    for interval in [Interval::Hour, Interval::Day] {
+        let err = fetch(&yahoo(&sim), "FUND", &r, interval).await.unwrap_err();
+        assert_eq!(
+            err,
+            ProviderError::MalformedResponse(format!(
+                "yahoo sent 3mo bars for FUND where {interval} was asked"
+            ))
+        );
+        assert!(err.is_ticker_failure());
+    }
+    // Other symbols of the same simulator are unaffected.
+    let fetched = fetch(&yahoo(&sim), "AAPL", &r, Interval::Hour)
+        .await
+        .unwrap();
+    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
 }

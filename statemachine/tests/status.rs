@@ -299,3 +299,51 @@ async fn a_rate_limited_batch_with_tickers_left_counts_as_waiting() {
         0
     );
 }
+
+/// The database refusing a ticker's rows (the user's own constraint) fails that ticker by name;
+/// refusing the statement itself (a renamed column) fails the batch by name, unretried. Both
+/// show in `backfill status` with what the server named.
+#[tokio::test]
+async fn database_rejections_show_in_status_by_name() {
+    let env = Env::new(Knobs::default()).await;
+    let client = env.client().await;
+    client
+        .batch_execute(
+            "ALTER TABLE stock_price_history
+                 ADD CONSTRAINT no_new_msft CHECK (symbol <> 'MSFT') NOT VALID",
+        )
+        .await
+        .unwrap();
+    let run = env.new_run(&["AAPL", "MSFT", "ORCL"], 2).await.run_id;
+    let out = env.fetch_batch(&run, 0).await.expect("fetch-batch");
+    assert_eq!((out.success, out.failed), (1, 1));
+
+    client
+        .batch_execute("ALTER TABLE stock_price_history RENAME COLUMN volume TO traded_volume")
+        .await
+        .unwrap();
+    let err = env.fetch_batch(&run, 1).await.unwrap_err();
+    assert_eq!(err.name(), "DatabaseRejected");
+    assert!(!err.is_retryable());
+    let results = json!([
+        {"batch": 0, "outcome": "done"},
+        {"batch": 1, "outcome": "failed", "error": "DatabaseRejected"}
+    ]);
+    assert_eq!(
+        env.finalize(&run, Some(results)).await.status,
+        RunStatus::Incomplete
+    );
+
+    let out = backfill(
+        &["status", run.as_str()],
+        &[("DATABASE_URL", env.url.as_str())],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = &out.stdout;
+    assert!(
+        text.contains("MSFT") && text.contains("DatabaseRejected") && text.contains("no_new_msft"),
+        "{text}"
+    );
+    assert!(text.contains("batch 1  failed  DatabaseRejected"), "{text}");
+}

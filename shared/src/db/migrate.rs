@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "run_execution_name",
         include_str!("migrations/V3__run_execution_name.sql"),
     ),
+    (
+        4,
+        "double_precision_prices",
+        include_str!("migrations/V4__double_precision_prices.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every process that migrates this database.
@@ -57,4 +62,27 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, BackfillError> {
     }
     tx.commit().await?;
     Ok(applied)
+}
+
+/// `stock_price_history` price columns that are not double precision, as `(column, type)`: a
+/// user's own table that the migrations never retype (V4 retypes only this project's own
+/// NUMERIC(14,4) columns). Prices are fetched as float64; such a column rounds or limits them.
+pub async fn lossy_price_columns(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<(String, String)>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT column_name::text,
+                    CASE WHEN data_type = 'numeric' AND numeric_precision IS NOT NULL
+                         THEN format('numeric(%s,%s)', numeric_precision, numeric_scale)
+                         ELSE data_type::text END
+               FROM information_schema.columns
+              WHERE table_schema = current_schema() AND table_name = 'stock_price_history'
+                AND column_name IN ('open_price', 'high_price', 'low_price', 'close_price')
+                AND data_type <> 'double precision'
+           ORDER BY ordinal_position",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -6,6 +6,7 @@ pub mod prices;
 pub mod progress;
 pub mod runs;
 pub mod selection;
+pub mod tickers;
 pub mod tls;
 
 use std::time::Duration;

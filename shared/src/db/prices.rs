@@ -9,6 +9,10 @@ use crate::model::{Bar, Symbol};
 /// the batch collapse to the last one sent (`DISTINCT ON` over the arrays' order); a stored bar is
 /// rewritten only when a value really changed, so a re-run writes nothing and the counts are exact
 /// (`xmax = 0` marks rows this statement inserted rather than updated).
+///
+/// Every insert sets `created_at`: the original's column is NOT NULL with no server default (its
+/// writers set it), and other jobs keep writing this table beside us. Prices are bound as float8;
+/// a double precision column (the original's, and ours) stores them exactly.
 pub const UPSERT_BARS_SQL: &str = "
 WITH incoming AS (
     SELECT DISTINCT ON (ts) ts, o, h, l, c, v
@@ -16,8 +20,9 @@ WITH incoming AS (
            WITH ORDINALITY AS u(ts, o, h, l, c, v, ord)
   ORDER BY ts, ord DESC
 ), written AS (
-    INSERT INTO stock_price_history AS s (symbol, date, open_price, high_price, low_price, close_price, volume)
-    SELECT $1, ts, o, h, l, c, v FROM incoming
+    INSERT INTO stock_price_history AS s
+           (symbol, date, open_price, high_price, low_price, close_price, volume, created_at)
+    SELECT $1, ts, o, h, l, c, v, now() FROM incoming
     ON CONFLICT (symbol, date) DO UPDATE
        SET open_price = EXCLUDED.open_price, high_price = EXCLUDED.high_price,
            low_price = EXCLUDED.low_price, close_price = EXCLUDED.close_price,

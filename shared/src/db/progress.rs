@@ -30,6 +30,68 @@ pub async fn insert_plan(
     Ok(batch_count(symbols.len(), batch_size))
 }
 
+/// Records symbols that cannot be stored (see [`crate::db::tickers`]) as `failed` with
+/// `error_name` = `NotInTickerTable`, outside any batch, so that no invocation fetches them and
+/// the run's counts and `backfill status` show them with their reason. On a resume the rows
+/// exist already and are updated the same way.
+pub async fn record_unlisted(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    unlisted: &[(Symbol, String)],
+) -> Result<(), BackfillError> {
+    if unlisted.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = unlisted.iter().map(|(s, _)| s.as_str()).collect();
+    let messages: Vec<&str> = unlisted.iter().map(|(_, m)| m.as_str()).collect();
+    client
+        .execute(
+            "INSERT INTO backfill_progress
+                    (run_id, symbol, status, batch, records_inserted, error_name, error_message,
+                     completed_at, updated_at)
+             SELECT $1, u.symbol, 'failed', NULL, 0, $2, u.message, now(), now()
+               FROM UNNEST($3::text[], $4::text[]) AS u(symbol, message)
+             ON CONFLICT (run_id, symbol) DO UPDATE
+                SET status = 'failed', batch = NULL, error_name = EXCLUDED.error_name,
+                    error_message = EXCLUDED.error_message, completed_at = now(),
+                    updated_at = now()",
+            &[
+                &run_id.as_str(),
+                &crate::db::tickers::NOT_IN_TICKER_TABLE,
+                &names,
+                &messages,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The symbols a resume would work on again: every ticker not yet `success`, or every ticker.
+pub async fn requeue_candidates(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    reprocess: Reprocess,
+) -> Result<Vec<Symbol>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT symbol FROM backfill_progress
+              WHERE run_id = $1 AND ($2 OR status <> 'success')
+           ORDER BY symbol",
+            &[&run_id.as_str(), &(reprocess == Reprocess::All)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let raw: String = r.try_get(0)?;
+            Symbol::parse(&raw).map_err(|e| {
+                BackfillError::DatabaseUnavailable(format!(
+                    "backfill_progress holds a malformed symbol: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
 fn batch_count(tickers: usize, batch_size: i32) -> i32 {
     let size = usize::try_from(batch_size.max(1)).unwrap_or(1);
     i32::try_from(tickers.div_ceil(size)).unwrap_or(i32::MAX)
@@ -37,7 +99,8 @@ fn batch_count(tickers: usize, batch_size: i32) -> i32 {
 
 /// Puts a resumed run's tickers back in the queue under fresh batch numbers (from `first_batch`),
 /// so that each execution's batches hold only the tickers it works on. With
-/// [`Reprocess::Incomplete`] `success` tickers keep their rows untouched.
+/// [`Reprocess::Incomplete`] `success` tickers keep their rows untouched; `exclude` (symbols
+/// settled as unstorable) stay as they are.
 /// Returns `(tickers requeued, batches)`.
 pub async fn requeue(
     client: &impl GenericClient,
@@ -45,21 +108,23 @@ pub async fn requeue(
     reprocess: Reprocess,
     batch_size: i32,
     first_batch: i32,
+    exclude: &[Symbol],
 ) -> Result<(i64, i32), BackfillError> {
     let all = reprocess == Reprocess::All;
+    let exclude: Vec<&str> = exclude.iter().map(Symbol::as_str).collect();
     let requeued = client
         .execute(
             "WITH todo AS (
                  SELECT id, ROW_NUMBER() OVER (ORDER BY symbol) AS ord
                    FROM backfill_progress
-                  WHERE run_id = $1 AND ($4 OR status <> 'success')
+                  WHERE run_id = $1 AND ($4 OR status <> 'success') AND NOT (symbol = ANY($5))
              )
              UPDATE backfill_progress p
                 SET status = 'pending', batch = $3::int + ((todo.ord - 1) / $2::int)::int,
                     error_name = NULL, error_message = NULL, completed_at = NULL, updated_at = now()
                FROM todo
               WHERE p.id = todo.id",
-            &[&run_id.as_str(), &batch_size, &first_batch, &all],
+            &[&run_id.as_str(), &batch_size, &first_batch, &all, &exclude],
         )
         .await?;
     let requeued = i64::try_from(requeued).unwrap_or(i64::MAX);

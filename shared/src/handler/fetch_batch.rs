@@ -121,10 +121,35 @@ impl App {
             };
             tried.push(claim.symbol.to_string());
             let span = tracing::info_span!("ticker", symbol = %claim.symbol);
-            let result = fetch_one(&tx, provider.as_ref(), &run, &claim)
-                .instrument(span)
-                .await?;
-            tx.commit().await?;
+            let result = match fetch_one(&tx, provider.as_ref(), &run, &claim)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(result) => {
+                    tx.commit().await?;
+                    result
+                }
+                // The database refused this ticker's rows (a constraint, a value its column
+                // cannot hold): the same write fails the same way every time, so the ticker
+                // fails for good, with the server's reason, and the batch carries on.
+                Err(e) if e.is_ticker_data_rejection() => {
+                    tx.rollback().await?;
+                    let tx = client.transaction().await?;
+                    progress::record_problem(
+                        &*tx,
+                        claim.id,
+                        Utc::now(),
+                        TickerStatus::Failed,
+                        e.name(),
+                        &e.to_string(),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    span.in_scope(|| warn!(error_name = e.name(), error = %e, "ticker failed"));
+                    TickerResult::Failed
+                }
+                Err(e) => return Err(e),
+            };
             match result {
                 TickerResult::Success(outcome) => {
                     inserted += outcome.inserted;

@@ -7,7 +7,7 @@ use tracing::{info, Instrument};
 
 use super::App;
 use crate::contract::{parse_event, BatchRef, SelectTickersInput, SelectTickersOutput};
-use crate::db::{batches, progress, runs, selection};
+use crate::db::{batches, progress, runs, selection, tickers};
 use crate::error::BackfillError;
 use crate::model::{
     parse_date, DateRange, ExecutionName, Interval, Reprocess, RunId, Selection, Symbol,
@@ -249,6 +249,10 @@ impl App {
                 request.batch_size
             )));
         }
+        // Symbols whose prices the database would refuse are settled now, before any provider
+        // call (or registered, when asked); a failure here rolls back whatever it wrote.
+        let settled =
+            tickers::settle(&*tx, &symbols, input.register_tickers.unwrap_or(false)).await?;
         runs::insert(
             &*tx,
             &runs::NewRun {
@@ -263,7 +267,8 @@ impl App {
         )
         .await?;
         let batch_count =
-            progress::insert_plan(&*tx, &run_id, &symbols, request.batch_size, 0).await?;
+            progress::insert_plan(&*tx, &run_id, &settled.fetchable, request.batch_size, 0).await?;
+        progress::record_unlisted(&*tx, &run_id, &settled.unlisted).await?;
         batches::insert_range(&*tx, &run_id, 0, batch_count).await?;
         let requested = i32::try_from(symbols.len()).unwrap_or(i32::MAX);
         runs::record_plan(&*tx, &run_id, batch_count, requested, 0, false).await?;
@@ -272,6 +277,8 @@ impl App {
 
         info!(
             tickers = symbols.len(),
+            not_in_ticker_table = settled.unlisted.len(),
+            registered_tickers = settled.registered,
             batches = batch_count,
             range = %request.range,
             interval = %request.interval,
@@ -316,12 +323,19 @@ impl App {
         let tx = client.transaction().await?;
         let run = runs::get_for_update(&*tx, &run_id).await?;
         let first = run.batch_count;
+        // `ticker` may have changed since: settle the tickers to work on again against it.
+        let candidates = progress::requeue_candidates(&*tx, &run_id, reprocess).await?;
+        let settled =
+            tickers::settle(&*tx, &candidates, input.register_tickers.unwrap_or(false)).await?;
+        progress::record_unlisted(&*tx, &run_id, &settled.unlisted).await?;
+        let unlisted: Vec<Symbol> = settled.unlisted.iter().map(|(s, _)| s.clone()).collect();
         let (tickers, new_batches) =
-            progress::requeue(&*tx, &run_id, reprocess, run.batch_size, first).await?;
+            progress::requeue(&*tx, &run_id, reprocess, run.batch_size, first, &unlisted).await?;
         batches::insert_range(&*tx, &run_id, first, new_batches).await?;
         let counts = progress::counts(&*tx, &run_id, None).await?;
         let requested = counts.total();
-        let skipped = requested - tickers;
+        // Tickers already `success`; the ones settled as unstorable count as worked on (failed).
+        let skipped = requested - tickers - unlisted.len() as i64;
         let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
         runs::record_plan(
             &*tx,
@@ -338,6 +352,8 @@ impl App {
         info!(
             tickers,
             skipped,
+            not_in_ticker_table = unlisted.len(),
+            registered_tickers = settled.registered,
             batches = new_batches,
             reprocess = reprocess.as_str(),
             "run resumed"

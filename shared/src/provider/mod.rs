@@ -95,8 +95,10 @@ pub trait PriceProvider: Send + Sync {
     /// (Yahoo keeps 1h bars for 730 days only). Errors are `InvalidInput`.
     fn check_range(&self, range: &DateRange, interval: Interval) -> Result<(), BackfillError>;
 
-    /// Every bar of `symbol` whose start lies in `range` (inclusive days, UTC), paced by the
-    /// provider's rate limiter.
+    /// Every bar of `symbol` in `range`, keyed the way every writer of `stock_price_history`
+    /// keys it, paced by the provider's rate limiter: intraday bars at their period start, those
+    /// starting within the range's days (UTC); daily bars at 00:00 of the trading day in the
+    /// exchange's time zone, those whose trading day is in the range.
     async fn fetch_bars(
         &self,
         symbol: &Symbol,
@@ -115,4 +117,41 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BackfillError> 
         .map_err(|e| {
             BackfillError::ConfigurationError(format!("cannot build the HTTP client: {e}"))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    /// Providers send prices with every digit (Yahoo: float32 values printed as float64, e.g.
+    /// 187.44000244140625; Polygon: float64), and `stock_price_history` stores double precision:
+    /// a parsed price must be the very double that was printed. serde_json gets about one in ten
+    /// wrong by one ulp unless its `float_roundtrip` feature is on (the workspace enables it).
+    #[test]
+    fn prices_parse_bit_for_bit() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let prices: Vec<f64> = (0..20_000)
+            .map(|i| {
+                let p: f64 = rng.random_range(0.0001..5000.0);
+                if i % 2 == 0 {
+                    f64::from(p as f32)
+                } else {
+                    p
+                }
+            })
+            .collect();
+        let body = serde_json::to_string(&prices).unwrap();
+        let parsed: Vec<f64> = serde_json::from_str(&body).unwrap();
+        let off = prices
+            .iter()
+            .zip(&parsed)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(
+            off,
+            0,
+            "{off} of {} prices changed in a JSON round trip",
+            prices.len()
+        );
+    }
 }

@@ -27,8 +27,24 @@ pub async fn env(extra: &[(&str, &str)]) -> Env {
 }
 
 pub async fn env_with(knobs: Knobs, extra: &[(&str, &str)]) -> Env {
+    env_on(Schema::Fresh, knobs, extra).await
+}
+
+/// Which database the harness starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Empty: the migrations create every table.
+    Fresh,
+    /// The original job's tables and rows (test_support::original), then the migrations.
+    Original,
+}
+
+pub async fn env_on(schema: Schema, knobs: Knobs, extra: &[(&str, &str)]) -> Env {
     let db = TestDb::new().await;
     let mut client = db.client().await;
+    if schema == Schema::Original {
+        test_support::original::create(&client).await;
+    }
     db::migrate::run(&mut client)
         .await
         .expect("migrations apply");
@@ -105,26 +121,9 @@ impl Env {
         row.get(0)
     }
 
-    /// Inserts tickers and `mentions` article rows for each.
+    /// Inserts tickers and `mentions` articles for each, as the original application writes them.
     pub async fn seed_mentions(&self, mentions: &[(&str, i64)]) {
-        let client = self.client().await;
-        for (symbol, count) in mentions {
-            client
-                .execute(
-                    "INSERT INTO ticker (symbol, name) VALUES ($1, $1)",
-                    &[symbol],
-                )
-                .await
-                .expect("insert ticker");
-            client
-                .execute(
-                    "WITH a AS (INSERT INTO article (title) SELECT 'news ' || g FROM generate_series(1, $2::int) g RETURNING id)
-                     INSERT INTO article_ticker (article_id, ticker) SELECT id, $1 FROM a",
-                    &[symbol, &(*count as i32)],
-                )
-                .await
-                .expect("insert mentions");
-        }
+        test_support::original::seed_mentions(&self.client().await, mentions).await;
     }
 
     pub async fn progress_status(&self, run_id: &RunId) -> Vec<(String, String)> {

@@ -120,8 +120,11 @@ async fn fetch_batch_writes_exactly_the_ground_truth_bars_from_polygon_across_pa
     );
 }
 
+/// Yahoo stamps daily bars at the session open (13:30 UTC in March for New York); they are stored
+/// at 00:00 New York time of the trading day (04:00 UTC after the DST change of 2026-03-08), the
+/// key the original's daily job and Polygon use.
 #[tokio::test]
-async fn daily_bars_are_stored_at_their_start_instant() {
+async fn daily_bars_are_stored_at_midnight_exchange_time() {
     let env = env(&[]).await;
     let mut payload = explicit(&["AAPL"]);
     payload["interval"] = json!("1d");
@@ -137,6 +140,25 @@ async fn daily_bars_are_stored_at_their_start_instant() {
     )
     .await;
     assert_eq!((n, out.records_inserted), (3, 3));
+    let keys: Vec<String> = db::prices::stored_bars(
+        &env.client().await,
+        "AAPL",
+        date("2026-03-09").and_hms_opt(0, 0, 0).unwrap().and_utc(),
+        date("2026-03-12").and_hms_opt(0, 0, 0).unwrap().and_utc(),
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|b| b.ts.to_rfc3339())
+    .collect();
+    assert_eq!(
+        keys,
+        [
+            "2026-03-09T04:00:00+00:00",
+            "2026-03-10T04:00:00+00:00",
+            "2026-03-11T04:00:00+00:00"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -384,17 +384,11 @@ async fn a_malformed_execution_name_or_one_on_a_resume_is_invalid_input() {
 #[tokio::test]
 async fn mentions_within_days_counts_only_recent_mentions_like_the_original_test_mode() {
     let env = env(&[]).await;
-    env.seed_mentions(&[("OLD", 9), ("NEW", 3), ("MID", 2)])
-        .await;
     let client = env.client().await;
-    // OLD's mentions are a month old; NEW and MID were mentioned this week.
-    client
-        .execute(
-            "UPDATE article_ticker SET created_at = now() - interval '30 days' WHERE ticker = 'OLD'",
-            &[],
-        )
-        .await
-        .unwrap();
+    // OLD's articles were published a month ago; NEW's and MID's this week. Recency is the
+    // article's `published_at`: the original `article_ticker` has no time of its own.
+    test_support::original::seed_mentions_aged(&client, &[("OLD", 9)], 30).await;
+    env.seed_mentions(&[("NEW", 3), ("MID", 2)]).await;
 
     let all_time = env
         .select_ok(json!({"top_n": 2, "start_date": "2026-03-09"}))

@@ -11,5 +11,13 @@ pub async fn run() -> Result<u8, CliError> {
     } else {
         println!("applied migrations {applied:?}");
     }
+    // Never retyped silently: say so, and what it costs, so the owner can decide.
+    for (column, data_type) in shared::db::migrate::lossy_price_columns(&client).await? {
+        eprintln!(
+            "warning: stock_price_history.{column} is {data_type}, not double precision: prices \
+             are stored rounded to what it holds; left as it is (ALTER it to double precision to \
+             keep every digit the provider sends)"
+        );
+    }
     Ok(exit::OK)
 }

@@ -89,6 +89,10 @@ pub struct SelectionArgs {
     /// Price provider: yahoo or polygon [default: PRICE_PROVIDER of the functions].
     #[arg(long, value_name = "P")]
     pub provider: Option<String>,
+    /// Add listed symbols that the `ticker` table lacks to it, where prices reference `ticker`
+    /// (otherwise they end `failed` / NotInTickerTable before any provider call).
+    #[arg(long)]
+    pub register_tickers: bool,
 }
 
 /// The state machine's own knobs.
@@ -122,6 +126,9 @@ pub struct ResumeArgs {
     /// incomplete (every ticker not yet success) or all [default: incomplete].
     #[arg(long, value_name = "incomplete|all")]
     pub reprocess: Option<String>,
+    /// Add the run's symbols that the `ticker` table lacks to it (see `start --register-tickers`).
+    #[arg(long)]
+    pub register_tickers: bool,
     #[command(flatten)]
     pub execution: ExecutionArgs,
     /// Follow the execution with a progress bar until it ends, then print the summary.

@@ -73,6 +73,7 @@ pub fn new_run_input(
         interval,
         batch_size: sel.batch_size,
         provider,
+        register_tickers: sel.register_tickers.then_some(true),
         ..SelectTickersInput::default()
     };
     parse_knobs(&mut input, exec);
@@ -116,11 +117,12 @@ pub fn validate_new_run(
 pub fn resume_input(
     run_id: RunId,
     reprocess: Option<&str>,
+    register_tickers: bool,
     exec: &ExecutionArgs,
 ) -> Result<SelectTickersInput, CliError> {
     Ok(SelectTickersInput {
         run_id: Some(run_id),
-        ..resume_options(reprocess, exec)?
+        ..resume_options(reprocess, register_tickers, exec)?
     })
 }
 
@@ -128,11 +130,13 @@ pub fn resume_input(
 /// up from an execution name).
 pub fn resume_options(
     reprocess: Option<&str>,
+    register_tickers: bool,
     exec: &ExecutionArgs,
 ) -> Result<SelectTickersInput, CliError> {
     let reprocess = reprocess.map(str::parse::<Reprocess>).transpose()?;
     let mut input = SelectTickersInput {
         reprocess,
+        register_tickers: register_tickers.then_some(true),
         ..SelectTickersInput::default()
     };
     parse_knobs(&mut input, exec);
@@ -273,9 +277,9 @@ mod tests {
             max_concurrency: Some(0),
             max_rate_limit_rounds: None,
         };
-        assert!(resume_input(run_id(), None, &exec).is_err());
-        assert!(resume_input(run_id(), Some("some"), &ExecutionArgs::default()).is_err());
-        let ok = resume_input(run_id(), Some("all"), &ExecutionArgs::default()).unwrap();
+        assert!(resume_input(run_id(), None, false, &exec).is_err());
+        assert!(resume_input(run_id(), Some("some"), false, &ExecutionArgs::default()).is_err());
+        let ok = resume_input(run_id(), Some("all"), false, &ExecutionArgs::default()).unwrap();
         assert_eq!(
             serde_json::to_value(ok).unwrap(),
             serde_json::json!({"run_id": "backfill-20260312-101500-0a1b2c3d", "reprocess": "all"})

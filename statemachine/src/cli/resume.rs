@@ -41,7 +41,11 @@ impl Prepared {
 pub fn prepare(args: &ResumeArgs) -> Result<Request, CliError> {
     Ok(Request {
         target: RunRef::parse(&args.run_id)?,
-        options: resume_options(args.reprocess.as_deref(), &args.execution)?,
+        options: resume_options(
+            args.reprocess.as_deref(),
+            args.register_tickers,
+            &args.execution,
+        )?,
     })
 }
 

@@ -25,13 +25,8 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let client = store::connect_from_env().await?;
     let run_id = target.resolve(&client).await?;
     let run = runs::get(&client, &run_id).await?;
-    let tickers = store::success_tickers_rows(
-        &client,
-        &run_id,
-        run.range.start_instant(),
-        run.range.end_exclusive_instant(),
-    )
-    .await?;
+    let (from, to) = run.range.stored_window(run.interval);
+    let tickers = store::success_tickers_rows(&client, &run_id, from, to).await?;
     let missing: Vec<String> = tickers
         .iter()
         .filter(|t| t.rows_in_window == 0)

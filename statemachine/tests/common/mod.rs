@@ -282,26 +282,9 @@ impl Env {
             .expect("finalize-run")
     }
 
-    /// Inserts tickers and `mentions` article rows for each.
+    /// Inserts tickers and `mentions` articles for each, as the original application writes them.
     pub async fn seed_mentions(&self, mentions: &[(&str, i64)]) {
-        let client = self.client().await;
-        for (symbol, count) in mentions {
-            client
-                .execute(
-                    "INSERT INTO ticker (symbol, name) VALUES ($1, $1)",
-                    &[symbol],
-                )
-                .await
-                .expect("insert ticker");
-            client
-                .execute(
-                    "WITH a AS (INSERT INTO article (title) SELECT 'news ' || g FROM generate_series(1, $2::int) g RETURNING id)
-                     INSERT INTO article_ticker (article_id, ticker) SELECT id, $1 FROM a",
-                    &[symbol, &(*count as i32)],
-                )
-                .await
-                .expect("insert mentions");
-        }
+        test_support::original::seed_mentions(&self.client().await, mentions).await;
     }
 
     /// Rows of every table, by table name: what "writes nothing" is checked against.

@@ -83,30 +83,26 @@ pub async fn ground_truth(
     truth.bars
 }
 
-/// One price row as stored, in the ground truth's terms; prices at the column's 4 decimals.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One price row as stored, in the ground truth's terms. Prices compare exactly: the column is
+/// double precision, like the original's, and stores every digit the provider sent.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
     pub ts: chrono::DateTime<Utc>,
-    pub open: Option<i64>,
-    pub high: Option<i64>,
-    pub low: Option<i64>,
-    pub close: i64,
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: f64,
     pub volume: Option<i64>,
-}
-
-/// A price as ten-thousandths (`NUMERIC(14, 4)`), so that equal prices compare equal.
-fn ten_thousandths(price: f64) -> i64 {
-    (price * 10_000.0).round() as i64
 }
 
 impl From<&GroundTruthBar> for Bar {
     fn from(b: &GroundTruthBar) -> Bar {
         Bar {
             ts: b.ts,
-            open: Some(ten_thousandths(b.open)),
-            high: Some(ten_thousandths(b.high)),
-            low: Some(ten_thousandths(b.low)),
-            close: ten_thousandths(b.close),
+            open: Some(b.open),
+            high: Some(b.high),
+            low: Some(b.low),
+            close: b.close,
             volume: Some(b.volume),
         }
     }
@@ -126,10 +122,10 @@ pub async fn stored_bars(client: &Client, symbol: &str) -> Vec<Bar> {
     rows.iter()
         .map(|r| Bar {
             ts: r.get(0),
-            open: r.get::<_, Option<f64>>(1).map(ten_thousandths),
-            high: r.get::<_, Option<f64>>(2).map(ten_thousandths),
-            low: r.get::<_, Option<f64>>(3).map(ten_thousandths),
-            close: ten_thousandths(r.get(4)),
+            open: r.get(1),
+            high: r.get(2),
+            low: r.get(3),
+            close: r.get(4),
             volume: r.get(5),
         })
         .collect()
@@ -144,8 +140,22 @@ pub async fn provider_ground_truth(
     start: NaiveDate,
     end: NaiveDate,
 ) -> Vec<GroundTruthBar> {
+    interval_ground_truth(stack, provider, "1h", symbol, start, end).await
+}
+
+/// market-sim's ground truth: the bars a correct client stores for `symbol` at `interval`
+/// (`1h`: bars starting in the inclusive UTC days; `1d`: trading days in the range, keyed at
+/// 00:00 exchange time).
+pub async fn interval_ground_truth(
+    stack: &LocalStack,
+    provider: &str,
+    interval: &str,
+    symbol: &str,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Vec<GroundTruthBar> {
     let url = format!(
-        "{}/__admin/ground-truth?provider={provider}&symbol={symbol}&interval=1h&start={start}&end={end}",
+        "{}/__admin/ground-truth?provider={provider}&symbol={symbol}&interval={interval}&start={start}&end={end}",
         stack.market_sim_url()
     );
     let truth: GroundTruth = reqwest::get(&url)

@@ -2,8 +2,9 @@
 //! (`POST /__admin/knobs`, a partial JSON object merged into the current knobs) and in-process
 //! ([`crate::RunningSim::set_knobs`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::generator::canonical_symbol;
@@ -36,6 +37,58 @@ pub struct RateLimit {
 
 fn default_window_seconds() -> u64 {
     60
+}
+
+/// How Yahoo shows the bar whose period holds the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveBar {
+    /// Stamped at the clock (`meta.regularMarketTime`) instead of its period start.
+    #[default]
+    AtClock,
+    /// Stamped at its period start, with the values so far: only `currentTradingPeriod` and
+    /// `regularMarketTime` tell it from a final bar.
+    AtPeriodStart,
+    /// Stamped at its period start, followed by a zero-volume row at the clock whose open, high,
+    /// low and close are the price at the clock.
+    Separate,
+}
+
+/// A positive, finite price multiplier (`price_scale`). JSON: a plain number.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Scale(f64);
+
+impl Scale {
+    pub fn new(factor: f64) -> Result<Scale, String> {
+        if factor.is_finite() && factor > 0.0 {
+            Ok(Scale(factor))
+        } else {
+            Err(format!(
+                "a price scale must be a positive number, not {factor}"
+            ))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+// Never NaN (see `new`), so equality is an equivalence.
+impl Eq for Scale {}
+
+impl TryFrom<f64> for Scale {
+    type Error = String;
+    fn try_from(factor: f64) -> Result<Self, Self::Error> {
+        Scale::new(factor)
+    }
+}
+
+impl From<Scale> for f64 {
+    fn from(scale: Scale) -> f64 {
+        scale.0
+    }
 }
 
 /// Every knob. The JSON form uses these field names; absent fields keep their defaults.
@@ -71,6 +124,19 @@ pub struct Knobs {
     pub polygon_status: String,
     /// The only `apiKey` Polygon accepts.
     pub polygon_api_key: String,
+    /// "Now" for every Yahoo answer (live bar, close bar, `regularMarketTime`,
+    /// `currentTradingPeriod`, the 730-day rule): an RFC 3339 instant, or `null` for real time.
+    pub clock: Option<DateTime<Utc>>,
+    /// Intraday Yahoo charts end with a zero-volume bar at the close of their last session
+    /// (open = high = low = close) once the clock is past that close.
+    pub yahoo_close_bar: bool,
+    /// How Yahoo shows the bar whose period holds the clock.
+    pub yahoo_live_bar: LiveBar,
+    /// Symbols whose Yahoo charts are quarterly (`dataGranularity` `3mo`) whatever the interval.
+    pub coarse_symbols: BTreeSet<String>,
+    /// Multiplies a symbol's prices (both providers), e.g. 0.01 for sub-dollar split-adjusted
+    /// prices.
+    pub price_scale: BTreeMap<String, Scale>,
 }
 
 impl Default for Knobs {
@@ -90,6 +156,11 @@ impl Default for Knobs {
             polygon_page_size: None,
             polygon_status: "OK".to_string(),
             polygon_api_key: "test-key".to_string(),
+            clock: None,
+            yahoo_close_bar: true,
+            yahoo_live_bar: LiveBar::AtClock,
+            coarse_symbols: BTreeSet::new(),
+            price_scale: BTreeMap::new(),
         }
     }
 }
@@ -102,6 +173,24 @@ fn contains(set: &BTreeSet<String>, symbol: &str) -> bool {
 impl Knobs {
     pub fn is_unknown(&self, symbol: &str) -> bool {
         contains(&self.unknown_symbols, symbol)
+    }
+
+    pub fn is_coarse(&self, symbol: &str) -> bool {
+        contains(&self.coarse_symbols, symbol)
+    }
+
+    /// The `clock` knob, or the real time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.unwrap_or_else(Utc::now)
+    }
+
+    /// The factor `symbol`'s prices are multiplied by (1 unless `price_scale` names it).
+    pub fn scale(&self, symbol: &str) -> f64 {
+        let wanted = canonical_symbol(symbol);
+        self.price_scale
+            .iter()
+            .find(|(s, _)| canonical_symbol(s) == wanted)
+            .map_or(1.0, |(_, scale)| scale.get())
     }
 
     pub fn is_malformed(&self, symbol: &str) -> bool {
@@ -167,6 +256,43 @@ mod tests {
         assert!(knobs.is_unknown("BRK-B"));
         assert!(knobs.is_unknown("brk.b"));
         assert!(!knobs.is_unknown("AAPL"));
+    }
+
+    #[test]
+    fn new_knobs_merge_from_json_and_reject_bad_values() {
+        let knobs = Knobs::default()
+            .merged(&json!({
+                "clock": "2026-03-10T12:48:24-04:00",
+                "yahoo_close_bar": false,
+                "yahoo_live_bar": "separate",
+                "coarse_symbols": ["FUND"],
+                "price_scale": {"BRK-B": 0.01}
+            }))
+            .unwrap();
+        assert_eq!(
+            knobs.clock.map(|c| c.to_rfc3339()),
+            Some("2026-03-10T16:48:24+00:00".to_string())
+        );
+        assert_eq!(knobs.now(), knobs.clock.unwrap());
+        assert!(!knobs.yahoo_close_bar);
+        assert_eq!(knobs.yahoo_live_bar, LiveBar::Separate);
+        assert!(knobs.is_coarse("fund"));
+        assert_eq!(knobs.scale("BRK.B"), 0.01);
+        assert_eq!(knobs.scale("AAPL"), 1.0);
+        let json = serde_json::to_value(&knobs).unwrap();
+        assert_eq!(json["clock"], json!("2026-03-10T16:48:24Z"));
+        assert_eq!(json["price_scale"], json!({"BRK-B": 0.01}));
+        assert_eq!(Knobs::default().merged(&json).unwrap(), knobs);
+        // Back to real time.
+        assert_eq!(knobs.merged(&json!({"clock": null})).unwrap().clock, None);
+        for bad in [
+            json!({"price_scale": {"X": 0}}),
+            json!({"price_scale": {"X": -2.5}}),
+            json!({"clock": "yesterday"}),
+            json!({"yahoo_live_bar": "sometimes"}),
+        ] {
+            assert!(Knobs::default().merged(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

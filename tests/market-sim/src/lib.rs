@@ -1,8 +1,9 @@
 //! market-sim: a local stand-in for the Yahoo chart v8 and Polygon aggregates v2 APIs.
 //!
-//! It speaks their real wire formats over deterministic synthetic bars (see [`generator`]) and has
-//! knobs for rate limits, latency, 5xx, malformed bodies, unknown symbols and null elements (see
-//! [`Knobs`]). Tests start it in-process with [`spawn`]; scripts run the `market-sim` binary.
+//! It speaks their real wire formats over deterministic synthetic bars (see [`generator`]), Yahoo
+//! on each symbol's own exchange (see [`exchange`]), and has knobs for rate limits, latency, 5xx,
+//! malformed bodies, unknown symbols, null elements, the clock, Yahoo's live and session-close
+//! bars, coarse granularity and price scales (see [`Knobs`]). Tests start it in-process with [`spawn`]; scripts run the `market-sim` binary.
 //!
 //! Routes:
 //! - `GET /v8/finance/chart/{symbol}` — Yahoo
@@ -13,6 +14,7 @@
 //! - `GET /__admin/requests` — [`RequestsReport`]
 //! - `GET /__admin/ground-truth?provider=&symbol=&interval=&start=&end=` — [`GroundTruth`]
 
+pub mod exchange;
 pub mod generator;
 pub mod knobs;
 mod polygon;
@@ -35,8 +37,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use generator::{Interval, Provider};
-pub use knobs::{Knobs, RateLimit, RetryAfter};
+pub use exchange::Exchange;
+pub use generator::{Granularity, Interval, Provider};
+pub use knobs::{Knobs, LiveBar, RateLimit, RetryAfter, Scale};
 pub use polygon::PUBLIC_BASE_URL as POLYGON_PUBLIC_BASE_URL;
 pub use state::{PathCount, RequestsReport, RouteCount};
 pub use yahoo::HOURLY_HISTORY_DAYS;
@@ -82,7 +85,9 @@ pub enum SimError {
 /// One bar as a correct client should store it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroundTruthBar {
-    /// Bar start, UTC.
+    /// The bar's period start on the grid every provider agrees on, UTC: an intraday bar's start;
+    /// for a daily bar, 00:00 of its trading day in the exchange's time zone (Yahoo stamps daily
+    /// bars at the session open, Polygon at New York midnight).
     pub ts: DateTime<Utc>,
     pub open: f64,
     pub high: f64,
@@ -91,16 +96,25 @@ pub struct GroundTruthBar {
     pub volume: i64,
 }
 
-/// The bars of a symbol over inclusive UTC days, and how many a correct client skips (the bars
-/// the null-elements knob gives a null).
+/// The bars of a symbol over inclusive days, and how many a correct client skips (the bars the
+/// null-elements knob gives a null).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroundTruth {
     pub bars: Vec<GroundTruthBar>,
     pub skipped: u32,
 }
 
-/// Ground truth under `knobs`: bars with a start in `[start 00:00Z, end+1 00:00Z)`, which is the
-/// window the adapters request. Unknown symbols have none; either class-share spelling works.
+/// Ground truth under `knobs`: what a correct client stores for the days `start..=end`.
+///
+/// - `1h`: the bars with a start in `[start 00:00Z, end+1 00:00Z)`, the window the adapters
+///   request.
+/// - `1d`: the trading days whose exchange-local date is in `[start, end]`, keyed at local
+///   midnight.
+///
+/// Values are final (as if the clock were past every close: the `clock` knob is ignored) and
+/// scaled by `price_scale`. Never a live bar, a session-close row or a quarterly bar: a symbol in
+/// `coarse_symbols` has no Yahoo ground truth. Unknown symbols have none; any spelling of a
+/// security works (`BRK.B`, `BRK-B`; `GS2C.DE`).
 pub fn ground_truth_with(
     knobs: &Knobs,
     provider: Provider,
@@ -109,15 +123,35 @@ pub fn ground_truth_with(
     start: NaiveDate,
     end: NaiveDate,
 ) -> GroundTruth {
-    if knobs.is_unknown(symbol) {
-        return GroundTruth {
-            bars: Vec::new(),
-            skipped: 0,
-        };
+    let none = GroundTruth {
+        bars: Vec::new(),
+        skipped: 0,
+    };
+    if knobs.is_unknown(symbol) || (provider == Provider::Yahoo && knobs.is_coarse(symbol)) {
+        return none;
     }
-    let (from, to) = generator::utc_days(start, end);
+    let scale = knobs.scale(symbol);
+    // Yahoo trades a symbol on its own exchange; Polygon is US-only.
+    let exchange = match provider {
+        Provider::Yahoo => exchange::exchange_of(symbol),
+        Provider::Polygon => &exchange::US,
+    };
+    let (from, to) = match interval {
+        Interval::Hour => generator::utc_days(start, end),
+        Interval::Day => {
+            let next = end.succ_opt().unwrap_or(end);
+            match (exchange.midnight(start), exchange.midnight(next)) {
+                (Some(from), Some(to)) => (from, to),
+                _ => return none,
+            }
+        }
+    };
+    let bars = match provider {
+        Provider::Yahoo => generator::yahoo_bars(symbol, interval.into(), from, to, scale, None),
+        Provider::Polygon => generator::polygon_bars(symbol, interval, from, to, scale),
+    };
     let mut skipped = 0;
-    let bars = generator::bars(provider, symbol, interval, from, to)
+    let bars = bars
         .into_iter()
         .filter(|b| {
             // Only Yahoo sends nulls.
@@ -126,13 +160,19 @@ pub fn ground_truth_with(
             skipped += u32::from(nulled);
             !nulled
         })
-        .map(|b| GroundTruthBar {
-            ts: b.ts,
-            open: b.open,
-            high: b.high,
-            low: b.low,
-            close: b.close,
-            volume: b.volume,
+        .filter_map(|b| {
+            let ts = match interval {
+                Interval::Hour => b.ts,
+                Interval::Day => exchange.midnight(exchange.local_date(b.ts))?,
+            };
+            Some(GroundTruthBar {
+                ts,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                volume: b.volume,
+            })
         })
         .collect();
     GroundTruth { bars, skipped }
@@ -223,7 +263,7 @@ impl RunningSim {
         self.state.last_user_agent(provider)
     }
 
-    /// The bars a correct client stores for inclusive UTC days `start..=end`.
+    /// The bars a correct client stores for the days `start..=end` (see [`ground_truth_with`]).
     pub fn ground_truth(
         &self,
         provider: Provider,

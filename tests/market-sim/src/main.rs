@@ -6,8 +6,9 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use clap::Parser;
-use market_sim::{Knobs, RateLimit, RetryAfter, SimConfig};
+use chrono::{DateTime, Utc};
+use clap::{Parser, ValueEnum};
+use market_sim::{Knobs, LiveBar, RateLimit, RetryAfter, Scale, SimConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +70,49 @@ struct Args {
     /// The only Polygon `apiKey` accepted.
     #[arg(long, env = "MARKET_SIM_POLYGON_API_KEY", default_value = "test-key")]
     polygon_api_key: String,
+    /// "Now" for Yahoo answers, RFC 3339 (e.g. 2026-03-10T16:48:24Z); real time when absent.
+    #[arg(long)]
+    clock: Option<DateTime<Utc>>,
+    /// Intraday Yahoo charts without the zero-volume bar at the session close.
+    #[arg(long)]
+    no_yahoo_close_bar: bool,
+    /// How Yahoo shows the bar that holds the clock.
+    #[arg(long, value_enum, default_value_t = LiveBarArg::AtClock)]
+    yahoo_live_bar: LiveBarArg,
+    /// Symbols whose Yahoo charts are quarterly (`dataGranularity` 3mo) whatever was asked.
+    #[arg(long = "coarse", value_delimiter = ',')]
+    coarse: Vec<String>,
+    /// Price multipliers, SYMBOL=FACTOR (repeatable or comma-separated), e.g. PENNY=0.01.
+    #[arg(long = "price-scale", value_delimiter = ',', value_parser = parse_scale)]
+    price_scale: Vec<(String, Scale)>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LiveBarArg {
+    AtClock,
+    AtPeriodStart,
+    Separate,
+}
+
+impl From<LiveBarArg> for LiveBar {
+    fn from(arg: LiveBarArg) -> Self {
+        match arg {
+            LiveBarArg::AtClock => LiveBar::AtClock,
+            LiveBarArg::AtPeriodStart => LiveBar::AtPeriodStart,
+            LiveBarArg::Separate => LiveBar::Separate,
+        }
+    }
+}
+
+fn parse_scale(raw: &str) -> Result<(String, Scale), String> {
+    let (symbol, factor) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("{raw:?} is not SYMBOL=FACTOR"))?;
+    let factor: f64 = factor
+        .trim()
+        .parse()
+        .map_err(|_| format!("{factor:?} is not a number"))?;
+    Ok((symbol.trim().to_string(), Scale::new(factor)?))
 }
 
 impl Args {
@@ -103,6 +147,11 @@ impl Args {
             polygon_page_size: self.polygon_page_size,
             polygon_status: self.polygon_status.clone(),
             polygon_api_key: self.polygon_api_key.clone(),
+            clock: self.clock,
+            yahoo_close_bar: !self.no_yahoo_close_bar,
+            yahoo_live_bar: self.yahoo_live_bar.into(),
+            coarse_symbols: set(&self.coarse),
+            price_scale: self.price_scale.iter().cloned().collect(),
         }
     }
 }

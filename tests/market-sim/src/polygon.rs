@@ -230,12 +230,12 @@ impl Request {
             return Vec::new();
         };
         let pad = Duration::days(i64::from(knobs.pad_range_days));
-        let mut bars = generator::bars(
-            Provider::Polygon,
+        let mut bars = generator::polygon_bars(
             &self.ticker,
             self.interval,
             from - pad,
             to + pad,
+            knobs.scale(&self.ticker),
         );
         if self.sort == Sort::Desc {
             bars.reverse();

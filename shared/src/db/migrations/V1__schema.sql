@@ -1,57 +1,112 @@
 -- The original job's five tables, created only where absent so that an existing database keeps
 -- its definitions and rows; then the columns and tables this system adds.
+--
+-- The original tables below are the original's own definitions (types, NOT NULLs, keys, indexes;
+-- see DESIGN.md "Data"). An earlier version of this file created invented stand-ins for them
+-- (NUMERIC(14,4) prices among others); V4 brings databases created by that version to double
+-- precision prices. A table that already exists is never altered here, and its indexes are its own:
+-- each original table is created, with its indexes, only where it is absent.
 
-CREATE TABLE IF NOT EXISTS ticker (
-    symbol      VARCHAR(20) PRIMARY KEY,
-    name        VARCHAR(255),
-    exchange    VARCHAR(50),
-    created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-);
+DO $$
+BEGIN
+    IF to_regclass('ticker') IS NULL THEN
+        CREATE TABLE ticker (
+            symbol   VARCHAR PRIMARY KEY,
+            name     VARCHAR NOT NULL,
+            aliases  JSONB NOT NULL,
+            exchange VARCHAR(50),
+            sources  JSONB NOT NULL,
+            is_sp500 BOOLEAN NOT NULL,
+            cik      VARCHAR(20)
+        );
+    END IF;
+END
+$$;
 
-CREATE TABLE IF NOT EXISTS article (
-    id           BIGSERIAL PRIMARY KEY,
-    title        TEXT,
-    url          TEXT,
-    published_at TIMESTAMPTZ,
-    created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
-);
+DO $$
+BEGIN
+    IF to_regclass('article') IS NULL THEN
+        CREATE TABLE article (
+            id           BIGSERIAL PRIMARY KEY,
+            source       VARCHAR NOT NULL,
+            url          VARCHAR NOT NULL UNIQUE,
+            published_at TIMESTAMPTZ NOT NULL,
+            title        TEXT NOT NULL,
+            text         TEXT,
+            lang         VARCHAR,
+            sentiment    DOUBLE PRECISION,
+            reddit_id    VARCHAR(20) UNIQUE,
+            subreddit    VARCHAR,
+            author       VARCHAR,
+            upvotes      INTEGER,
+            num_comments INTEGER,
+            reddit_url   VARCHAR,
+            created_at   TIMESTAMPTZ NOT NULL
+        );
+        CREATE INDEX ix_article_published_at ON article (published_at DESC);
+    END IF;
+END
+$$;
 
-CREATE TABLE IF NOT EXISTS article_ticker (
-    id          BIGSERIAL PRIMARY KEY,
-    article_id  BIGINT NOT NULL REFERENCES article (id) ON DELETE CASCADE,
-    ticker      VARCHAR(20) NOT NULL REFERENCES ticker (symbol) ON DELETE CASCADE,
-    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
-    UNIQUE (article_id, ticker)
-);
-CREATE INDEX IF NOT EXISTS idx_article_ticker_ticker ON article_ticker (ticker);
+DO $$
+BEGIN
+    IF to_regclass('article_ticker') IS NULL THEN
+        CREATE TABLE article_ticker (
+            article_id    BIGINT NOT NULL REFERENCES article (id) ON DELETE CASCADE,
+            ticker        VARCHAR NOT NULL REFERENCES ticker (symbol),
+            confidence    DOUBLE PRECISION NOT NULL,
+            matched_terms JSON,
+            PRIMARY KEY (article_id, ticker)
+        );
+        CREATE INDEX ix_article_ticker_ticker ON article_ticker (ticker);
+    END IF;
+END
+$$;
 
-CREATE TABLE IF NOT EXISTS stock_price_history (
-    id          BIGSERIAL PRIMARY KEY,
-    symbol      VARCHAR(20) NOT NULL,
-    date        TIMESTAMPTZ NOT NULL,
-    open_price  NUMERIC(14, 4),
-    high_price  NUMERIC(14, 4),
-    low_price   NUMERIC(14, 4),
-    close_price NUMERIC(14, 4) NOT NULL,
-    volume      BIGINT,
-    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
-    UNIQUE (symbol, date)
-);
+-- Like the original, except for one thing: no foreign key to `ticker`, so that a database this
+-- system creates for itself can backfill any symbol it is given. Where the key exists (the
+-- original's database), select-tickers settles symbols missing from `ticker` before fetching.
+DO $$
+BEGIN
+    IF to_regclass('stock_price_history') IS NULL THEN
+        CREATE TABLE stock_price_history (
+            id          BIGSERIAL PRIMARY KEY,
+            symbol      VARCHAR NOT NULL,
+            date        TIMESTAMPTZ NOT NULL,
+            open_price  DOUBLE PRECISION,
+            high_price  DOUBLE PRECISION,
+            low_price   DOUBLE PRECISION,
+            close_price DOUBLE PRECISION NOT NULL,
+            volume      BIGINT,
+            created_at  TIMESTAMPTZ NOT NULL,
+            CONSTRAINT uq_stock_price_history_symbol_date UNIQUE (symbol, date)
+        );
+        CREATE INDEX ix_stock_price_history_symbol_date ON stock_price_history (symbol, date DESC);
+        CREATE INDEX ix_stock_price_history_date ON stock_price_history (date DESC);
+    END IF;
+END
+$$;
 -- Set when a refresh changed a stored bar; NULL for bars never changed.
 ALTER TABLE stock_price_history ADD COLUMN IF NOT EXISTS updated_at TIMESTAMPTZ;
 
-CREATE TABLE IF NOT EXISTS backfill_progress (
-    id               BIGSERIAL PRIMARY KEY,
-    run_id           VARCHAR(64) NOT NULL,
-    symbol           VARCHAR(20) NOT NULL,
-    status           VARCHAR(20) NOT NULL DEFAULT 'pending',
-    records_inserted INTEGER DEFAULT 0,
-    error_message    TEXT,
-    started_at       TIMESTAMPTZ,
-    completed_at     TIMESTAMPTZ,
-    UNIQUE (run_id, symbol)
-);
-CREATE INDEX IF NOT EXISTS idx_backfill_progress_run_status ON backfill_progress (run_id, status);
+DO $$
+BEGIN
+    IF to_regclass('backfill_progress') IS NULL THEN
+        CREATE TABLE backfill_progress (
+            id               BIGSERIAL PRIMARY KEY,
+            run_id           VARCHAR(100) NOT NULL,
+            symbol           VARCHAR NOT NULL,
+            status           VARCHAR(20) NOT NULL,
+            records_inserted INTEGER NOT NULL DEFAULT 0,
+            error_message    TEXT,
+            started_at       TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            completed_at     TIMESTAMPTZ,
+            CONSTRAINT uq_backfill_progress_run_symbol UNIQUE (run_id, symbol)
+        );
+        CREATE INDEX ix_backfill_progress_run_status ON backfill_progress (run_id, status);
+    END IF;
+END
+$$;
 
 ALTER TABLE backfill_progress
     ADD COLUMN IF NOT EXISTS batch           INTEGER,

@@ -34,7 +34,7 @@ SHELL_SCRIPTS := scripts/ensure-tools scripts/pg-up scripts/pg-down scripts/lib.
 .PHONY: help tools lint test migrate-up watch lambda-build db-up db-down clean-local local-up local-down \
 	demo test-historical-backfill test-historical-backfill-custom collect-historical-backfill-resume \
 	infra-check package deploy sfn-run-historical-backfill sfn-run-historical-backfill-test \
-	sfn-run-historical-backfill-resume logs-historical-backfill
+	sfn-run-historical-backfill-resume logs-historical-backfill bench
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -55,6 +55,15 @@ lint: tools ## rustfmt check, clippy with warnings denied, shellcheck, statelint
 test: tools lint infra-check ## lint, infra-check, then every unit and integration test, then the Lambda smoke test
 	cargo test --workspace
 	if [ -x $(SMOKE) ]; then $(SMOKE); else echo "skipping the smoke test: no $(SMOKE)"; fi
+
+# Not part of `make test`. Release builds; market-sim and PostgreSQL run as separate processes, so
+# only fetch-batch's memory is measured. The binary runs straight from the shell, not through
+# `cargo run` (exec would carry cargo's memory into its ru_maxrss). Exits 1 when the goal is missed.
+bench: ## Peak RSS of fetch-batch, a 20-year vs a 1-year Polygon 1h ticker (release); target/bench/memory.json
+	scripts/ensure-tools postgres
+	cargo build --release -p market-sim
+	cargo build --release -p bench
+	$${CARGO_TARGET_DIR:-target}/release/bench
 
 migrate-up: ## Apply the migrations to DATABASE_URL (idempotent)
 	@[ -n "$${DATABASE_URL:-}" ] || { echo "DATABASE_URL is not set (make db-up prints one)" >&2; exit 1; }
@@ -83,7 +92,7 @@ db-down: ## Stop the throwaway PostgreSQL and remove it
 
 # Knobs: LOCAL_STACK_MARKET_SIM_ARGS="--rate-limit 3 --window-seconds 5 --retry-after 2",
 # LOCAL_STACK_FUNCTION_ENV="FETCH_BUDGET_SECONDS=5,…" (see scripts/local-up).
-local-up: tools ## Start the local stack detached (moto, adapter, cargo lambda watch, PostgreSQL, market-sim); env in .local/stack/env
+local-up: tools ## Start the local stack detached (moto, Lambda host, PostgreSQL, market-sim); env in .local/stack/env
 	scripts/local-up $(LOCAL_STACK)
 	@echo "# then: source $(LOCAL_STACK)/env" >&2
 

@@ -116,6 +116,16 @@ pub struct Config {
     /// Exponential backoff after a 429 without `Retry-After`: base, doubled per consecutive 429, capped.
     pub rate_limit_backoff_base: Duration,
     pub rate_limit_backoff_cap: Duration,
+    /// Transient faults (provider 5xx, timeouts, garbled bodies, a lost database connection):
+    /// retried where they happen with exponential backoff and jitter from `fault_backoff_base`,
+    /// capped at `fault_backoff_cap`, for at most `fault_patience` per ticker and invocation;
+    /// then fetch-batch returns `unavailable` and the state machine waits (the same backoff,
+    /// per consecutive faulted invocation) before calling again.
+    pub fault_backoff_base: Duration,
+    pub fault_backoff_cap: Duration,
+    pub fault_patience: Duration,
+    /// A batch in which no ticker finished for this long is given up (`stalled`).
+    pub no_progress_timeout: Duration,
     /// Database pool size per process. One is enough for a Lambda that handles one event at a time.
     pub db_pool_size: usize,
 }
@@ -160,6 +170,12 @@ impl Config {
             http_timeout: secs("PROVIDER_TIMEOUT_SECONDS", 20)?,
             rate_limit_backoff_base: secs("RATE_LIMIT_BACKOFF_BASE_SECONDS", 5)?,
             rate_limit_backoff_cap: secs("RATE_LIMIT_BACKOFF_CAP_SECONDS", 300)?,
+            fault_backoff_base: Duration::from_millis(
+                number("FAULT_BACKOFF_BASE_MS")?.unwrap_or(500),
+            ),
+            fault_backoff_cap: secs("FAULT_BACKOFF_CAP_SECONDS", 60)?,
+            fault_patience: secs("FAULT_PATIENCE_SECONDS", 60)?,
+            no_progress_timeout: secs("NO_PROGRESS_TIMEOUT_SECONDS", 1800)?,
             db_pool_size: number("DATABASE_POOL_SIZE")?.unwrap_or(2).max(1) as usize,
         })
     }

@@ -2,16 +2,23 @@
 //! Field names here are fixed: the ASL and other tools rely on them. Extra fields may be added.
 //!
 //! Inputs are deserialized by the handlers themselves (not by the runtime) so that a payload that
-//! does not parse comes back as `InvalidInput` instead of the runtime's own error type.
+//! does not parse comes back as `InvalidInput` instead of the runtime's own error type, and
+//! strictly ([`parse_event`]): a payload that is not an object, a field no contract has (a typo
+//! such as `symbol` or `max_concurency`) or a value of the wrong type is refused by name, never
+//! ignored or defaulted.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 
 use crate::error::BackfillError;
 use crate::model::{ExecutionName, Interval, ProviderKind, Reprocess, RunId, Symbol};
 
 /// `select-tickers` input; also the state machine's execution input, so fields meant for the ASL
-/// (`max_concurrency`, `max_rate_limit_rounds`) are accepted and ignored here.
+/// (`max_concurrency`, `max_rate_limit_rounds`) are accepted and ignored here. Any other field is
+/// refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SelectTickersInput {
     /// Resume this run with its stored parameters; every other selection field must then be absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +68,14 @@ pub struct SelectTickersInput {
     pub max_concurrency: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rate_limit_rounds: Option<i64>,
+    /// The Step Functions execution working on the run (`$$.Execution.Name`), which holds the
+    /// run's lease while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_execution: Option<String>,
+    /// On a resume: take the run's lease over from the execution holding it. The CLI sets it
+    /// only after it saw that execution is no longer running (or with `--force`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take_over_lease: Option<bool>,
 }
 
 /// One Map item: the database holds the batch's tickers, the payload only names the batch.
@@ -94,9 +109,14 @@ pub struct SelectTickersOutput {
 
 /// `fetch-batch` input (a Map item).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FetchBatchInput {
     pub run_id: RunId,
     pub batch: i32,
+    /// The execution fetching (`$$.Execution.Name`): if another execution has taken the run's
+    /// lease over, this one stops (`RunBusy`) instead of working beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_execution: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +128,31 @@ pub enum BatchStatus {
     Partial,
     /// The provider answered 429; wait `retry_after_seconds`, then call again.
     RateLimited,
+    /// Transient faults (provider 5xx, timeouts, garbled bodies, a lost database connection)
+    /// outlasted this invocation's patience; what was done is committed. Wait
+    /// `retry_after_seconds`, then call again: there is no round limit, fetch-batch itself says
+    /// `stalled` when the batch has made no progress for too long.
+    Unavailable,
+    /// No ticker of the batch finished for `NO_PROGRESS_TIMEOUT_SECONDS`: give the batch up (its
+    /// tickers stay claimable for a resume; the reason is on the batch's row).
+    Stalled,
+}
+
+impl BatchStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BatchStatus::Done => "done",
+            BatchStatus::Partial => "partial",
+            BatchStatus::RateLimited => "rate_limited",
+            BatchStatus::Unavailable => "unavailable",
+            BatchStatus::Stalled => "stalled",
+        }
+    }
+
+    /// Whether the state machine waits `retry_after_seconds` before the next call.
+    pub fn waits(&self) -> bool {
+        matches!(self, BatchStatus::RateLimited | BatchStatus::Unavailable)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,8 +176,13 @@ pub struct FetchBatchOutput {
 
 /// `finalize-run` input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FinalizeRunInput {
     pub run_id: RunId,
+    /// The execution finalizing (`$$.Execution.Name`): a run whose lease another execution
+    /// holds is not closed by this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_execution: Option<String>,
     /// What the state machine's Map reported: an array of [`BatchOutcome`], or, when the Map
     /// state itself failed, the error object it caught. Absent when invoked by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,11 +279,256 @@ impl FinalizeRunOutput {
     pub const MAX_ERRORS: usize = 100;
 }
 
-/// Deserializes a raw event, naming a contract violation `InvalidInput`.
-pub fn parse_event<T: serde::de::DeserializeOwned>(
-    payload: serde_json::Value,
-) -> Result<T, BackfillError> {
-    serde_json::from_value(payload).map_err(BackfillError::from)
+// ---- strict parsing -------------------------------------------------------------------------
+
+/// An input payload of one of the functions, parsed by [`parse_event`].
+pub trait Contract: DeserializeOwned {
+    /// The function whose input this is, for messages.
+    const FUNCTION: &'static str;
+    /// A small valid payload, shown to whoever sent something other than an object.
+    const EXAMPLE: &'static str;
+    /// Fields accepted besides the struct's own, each an optional string this function does not
+    /// read (the state machine may pass them to every function alike).
+    const ALSO_ACCEPTED: &'static [&'static str] = &[];
+}
+
+impl Contract for SelectTickersInput {
+    const FUNCTION: &'static str = "select-tickers";
+    const EXAMPLE: &'static str = r#"{"symbols": ["AAPL"], "start_date": "2026-03-09"}"#;
+}
+
+impl Contract for FetchBatchInput {
+    const FUNCTION: &'static str = "fetch-batch";
+    const EXAMPLE: &'static str = r#"{"run_id": "backfill-20260309-120000-0a1b2c3d", "batch": 0}"#;
+}
+
+impl Contract for FinalizeRunInput {
+    const FUNCTION: &'static str = "finalize-run";
+    const EXAMPLE: &'static str = r#"{"run_id": "backfill-20260309-120000-0a1b2c3d"}"#;
+}
+
+/// Parses a raw event strictly, every violation an `InvalidInput` that names what is wrong: a
+/// payload that is not an object (`null`, an array, a number, a string), a field the contract
+/// does not have (with the field probably meant), a value of the wrong type or form (with its
+/// field), a required field that is missing.
+pub fn parse_event<T: Contract>(payload: Value) -> Result<T, BackfillError> {
+    let function = T::FUNCTION;
+    let invalid = |message: String| BackfillError::InvalidInput(message);
+    let mut object = match payload {
+        Value::Object(object) => object,
+        other => {
+            return Err(invalid(format!(
+                "the {function} payload must be a JSON object such as {}, not {}",
+                T::EXAMPLE,
+                describe(&other)
+            )))
+        }
+    };
+    let fields = contract_fields::<T>();
+    let known = |key: &str| fields.contains(&key) || T::ALSO_ACCEPTED.contains(&key);
+    let unknown: Vec<String> = object
+        .keys()
+        .filter(|key| !known(key))
+        .map(|key| {
+            let candidates = fields.iter().chain(T::ALSO_ACCEPTED).copied();
+            match meant(key, candidates) {
+                Some(field) => format!("{key:?} (did you mean {field:?}?)"),
+                None => format!("{key:?}"),
+            }
+        })
+        .collect();
+    if !unknown.is_empty() {
+        let plural = if unknown.len() == 1 { "" } else { "s" };
+        return Err(invalid(format!(
+            "unknown field{plural} {} in the {function} payload; its fields are {}",
+            unknown.join(", "),
+            fields
+                .iter()
+                .chain(T::ALSO_ACCEPTED)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for extra in T::ALSO_ACCEPTED.iter().filter(|f| !fields.contains(f)) {
+        match object.remove(*extra) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "field {extra:?} of the {function} payload must be a string, not {}",
+                    describe(&other)
+                )))
+            }
+        }
+    }
+    let mut field = None;
+    T::deserialize(Fields {
+        object,
+        current: &mut field,
+    })
+    .map_err(|e| {
+        // The newtypes' own messages (`RunId`, `Symbol`, …) already say "invalid input".
+        let text = e.to_string();
+        let detail = text.strip_prefix("invalid input: ").unwrap_or(&text);
+        match field {
+            Some(field) => invalid(format!(
+                "field {field:?} of the {function} payload: {detail}"
+            )),
+            None => invalid(format!("the {function} payload: {detail}")),
+        }
+    })
+}
+
+/// A payload value as a message shows it: its kind, and a short value where it helps.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("a boolean ({b})"),
+        Value::Number(n) => format!("a number ({n})"),
+        Value::String(s) if s.chars().count() <= 40 => format!("a string ({s:?})"),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// The field names of a contract, as its `Deserialize` (serde's derive) declares them: the
+/// derive hands them to `Deserializer::deserialize_struct`, where this deserializer writes them
+/// down before it gives up. So the list can never drift from the struct.
+fn contract_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("a contract is a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields written down"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// A payload object handed to a contract's `Deserialize` one field at a time, remembering the
+/// field being read, so that an error names it (`serde_json::from_value` does not).
+struct Fields<'a> {
+    object: Map<String, Value>,
+    current: &'a mut Option<String>,
+}
+
+impl<'de> Deserializer<'de> for Fields<'_> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(FieldsAccess {
+            entries: self.object.into_iter(),
+            value: None,
+            current: self.current,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+struct FieldsAccess<'a> {
+    entries: serde_json::map::IntoIter,
+    value: Option<Value>,
+    current: &'a mut Option<String>,
+}
+
+impl<'de> MapAccess<'de> for FieldsAccess<'_> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, value)) = self.entries.next() else {
+            // Past the last field: what fails now (a missing field) belongs to none.
+            *self.current = None;
+            return Ok(None);
+        };
+        *self.current = Some(key.clone());
+        self.value = Some(value);
+        let key: de::value::StringDeserializer<serde_json::Error> = key.into_deserializer();
+        seed.deserialize(key).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let value = self
+            .value
+            .take()
+            .ok_or_else(|| de::Error::custom("a value was asked for before its key"))?;
+        seed.deserialize(value)
+    }
+}
+
+/// The field a misspelt `key` most likely meant, where that is obvious: the same letters in
+/// another case or separator (`startDate`, `RUN-ID`), or one or two letters off
+/// (`symbol` → `symbols`, `max_concurency` → `max_concurrency`).
+fn meant<'f>(key: &str, candidates: impl Iterator<Item = &'f str> + Clone) -> Option<&'f str> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let squashed = squash(key);
+    if let Some(same) = candidates.clone().find(|c| squash(c) == squashed) {
+        return Some(same);
+    }
+    let lower = key.to_lowercase();
+    let tolerance = if key.chars().count() < 5 { 1 } else { 2 };
+    candidates
+        .map(|c| (edit_distance(&lower, c), c))
+        .filter(|(distance, _)| *distance <= tolerance)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -273,23 +568,74 @@ mod tests {
     }
 
     /// The example events stay in step with the contracts: every good one parses, and the bad
-    /// ones are bad for a reason the contract or the handler names.
+    /// ones are bad for a reason the contract or the request rules name.
     #[test]
     fn every_good_example_event_matches_its_contract() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 12).unwrap();
+        let defaults = crate::config::RunDefaults::from_lookup(|_| None).unwrap();
         for (path, value) in events("select-tickers") {
-            let parsed = serde_json::from_value::<SelectTickersInput>(value);
-            if !is_bad_example(&path) {
-                parsed.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            }
+            let parsed = parse_event::<SelectTickersInput>(value).and_then(|input| {
+                if input.run_id.is_none() {
+                    crate::handler::select_tickers::RunRequest::parse(&input, &defaults, today)?;
+                }
+                Ok(input)
+            });
+            assert_eq!(
+                parsed.is_ok(),
+                !is_bad_example(&path),
+                "{}: {parsed:?}",
+                path.display()
+            );
         }
         for (path, value) in events("fetch-batch") {
-            let parsed = serde_json::from_value::<FetchBatchInput>(value);
+            let parsed = parse_event::<FetchBatchInput>(value);
             assert_eq!(parsed.is_ok(), !is_bad_example(&path), "{}", path.display());
         }
         for (path, value) in events("finalize-run") {
-            let parsed = serde_json::from_value::<FinalizeRunInput>(value);
+            let parsed = parse_event::<FinalizeRunInput>(value);
             assert_eq!(parsed.is_ok(), !is_bad_example(&path), "{}", path.display());
         }
+    }
+
+    #[test]
+    fn the_field_lists_come_from_the_structs() {
+        let fetch = contract_fields::<FetchBatchInput>();
+        assert!(fetch.starts_with(&["run_id", "batch"]), "{fetch:?}");
+        let finalize = contract_fields::<FinalizeRunInput>();
+        for field in ["run_id", "batch_results", "lease_execution"] {
+            assert!(finalize.contains(&field), "{field}: {finalize:?}");
+        }
+        let select = contract_fields::<SelectTickersInput>();
+        for field in [
+            "symbols",
+            "max_concurrency",
+            "register_tickers",
+            "lease_execution",
+        ] {
+            assert!(select.contains(&field), "{field}: {select:?}");
+        }
+    }
+
+    #[test]
+    fn the_meant_field_is_suggested_only_where_obvious() {
+        let fields = [
+            "symbols",
+            "start_date",
+            "max_concurrency",
+            "run_id",
+            "batch",
+        ];
+        let meant = |key: &str| meant(key, fields.iter().copied());
+        assert_eq!(meant("symbol"), Some("symbols"));
+        assert_eq!(meant("max_concurency"), Some("max_concurrency"));
+        assert_eq!(meant("startDate"), Some("start_date"));
+        assert_eq!(meant("RUN-ID"), Some("run_id"));
+        assert_eq!(meant("batchs"), Some("batch"));
+        assert_eq!(meant("start"), None);
+        assert_eq!(meant("tickers"), None);
+        assert_eq!(meant("bat"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

@@ -11,6 +11,13 @@ pub enum BackfillError {
     /// A `run_id` that no `backfill_run` row holds. Not retryable.
     #[error("run {0} not found: start a new run or check the run id with `backfill status`")]
     RunNotFound(String),
+    /// Another execution holds the run's lease (it is working on the run). Not retryable:
+    /// wait for it to finish, or take the lease over once it no longer runs.
+    #[error(
+        "run {run_id} is being worked on by execution {execution}: wait for it to end \
+         (`backfill status {run_id}`), or, if it no longer runs, `backfill resume {run_id} --force`"
+    )]
+    RunBusy { run_id: String, execution: String },
     /// The provider refused every further request for now and no wait could be reported.
     #[error("rate limited by the provider: {0}")]
     RateLimited(String),
@@ -38,9 +45,10 @@ pub enum BackfillError {
 
 impl BackfillError {
     /// Every name the contract knows, for documentation and for tests.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "InvalidInput",
         "RunNotFound",
+        "RunBusy",
         "RateLimited",
         "ProviderUnavailable",
         "ProviderRejected",
@@ -53,6 +61,7 @@ impl BackfillError {
         match self {
             BackfillError::InvalidInput(_) => "InvalidInput",
             BackfillError::RunNotFound(_) => "RunNotFound",
+            BackfillError::RunBusy { .. } => "RunBusy",
             BackfillError::RateLimited(_) => "RateLimited",
             BackfillError::ProviderUnavailable(_) => "ProviderUnavailable",
             BackfillError::ProviderRejected(_) => "ProviderRejected",
@@ -161,6 +170,10 @@ mod tests {
         vec![
             BackfillError::InvalidInput("x".into()),
             BackfillError::RunNotFound("backfill-20260101-000000-00000000".into()),
+            BackfillError::RunBusy {
+                run_id: "backfill-20260101-000000-00000000".into(),
+                execution: "x".into(),
+            },
             BackfillError::RateLimited("x".into()),
             BackfillError::ProviderUnavailable("x".into()),
             BackfillError::ProviderRejected("x".into()),

@@ -124,6 +124,28 @@ impl fmt::Display for DateRange {
     }
 }
 
+/// The earliest day a run may start, whatever the provider: 1970-01-01, the Unix epoch.
+///
+/// Both providers take the window as Unix time (Yahoo's `period1`/`period2` in seconds,
+/// Polygon's `from`/`to` in milliseconds), and issue 8 asks for anything earlier to be refused by
+/// name: a start such as 1900-01-01 or 0001-01-01 is a slip of the keyboard far more often than a
+/// wish, and taking it would plan millions of empty hours per ticker. Each provider may start
+/// later still (`provider::yahoo::check_history`, `provider::polygon::check_history`).
+pub const EARLIEST_START_DATE: NaiveDate =
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+
+/// The range rule every provider shares: nothing before [`EARLIEST_START_DATE`].
+pub fn check_not_before_epoch(range: &DateRange) -> Result<(), BackfillError> {
+    if range.start() >= EARLIEST_START_DATE {
+        return Ok(());
+    }
+    Err(BackfillError::InvalidInput(format!(
+        "start_date {} is before {EARLIEST_START_DATE}: price history before 1970 is not supported; \
+         use a start_date on or after {EARLIEST_START_DATE}",
+        range.start()
+    )))
+}
+
 /// Parses `YYYY-MM-DD` with a message naming the field.
 pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, BackfillError> {
     NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {

@@ -343,7 +343,7 @@ async fn a_server_error_is_unavailable() {
 }
 
 #[tokio::test]
-async fn a_truncated_body_is_a_malformed_response() {
+async fn a_truncated_body_is_garbled_and_worth_another_try() {
     let sim = sim(Knobs {
         malformed_symbols: ["AAPL".to_string()].into(),
         ..Knobs::default()
@@ -358,7 +358,7 @@ async fn a_truncated_body_is_a_malformed_response() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, ProviderError::MalformedResponse(m) if m.contains("AAPL")),
+        matches!(&err, ProviderError::Garbled(m) if m.contains("AAPL")) && err.is_transient(),
         "{err:?}"
     );
 }

@@ -23,6 +23,9 @@ pub enum CliError {
     InvalidInput(String),
     #[error("run {0} not found: `backfill status` lists the recent runs")]
     RunNotFound(String),
+    /// Another execution is working on the run; nothing was started.
+    #[error("{0}")]
+    RunBusy(String),
     /// A setting is missing or wrong (state machine ARN, database, region).
     #[error("{0}")]
     Configuration(String),
@@ -49,9 +52,10 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::InvalidInput(_) | CliError::RunNotFound(_) | CliError::Configuration(_) => {
-                exit::USAGE
-            }
+            CliError::InvalidInput(_)
+            | CliError::RunNotFound(_)
+            | CliError::RunBusy(_)
+            | CliError::Configuration(_) => exit::USAGE,
             CliError::AwsUnreachable { .. }
             | CliError::Aws { .. }
             | CliError::Database(_)
@@ -81,6 +85,7 @@ impl From<BackfillError> for CliError {
         match e {
             BackfillError::InvalidInput(m) => CliError::InvalidInput(m),
             BackfillError::RunNotFound(run) => CliError::RunNotFound(run),
+            busy @ BackfillError::RunBusy { .. } => CliError::RunBusy(busy.to_string()),
             BackfillError::ConfigurationError(m) => CliError::Configuration(m),
             BackfillError::DatabaseUnavailable(m) => CliError::Database(m),
             other => CliError::Other(other.to_string()),

@@ -130,6 +130,23 @@ async fn bad_input_exits_2_before_any_aws_call() {
             ],
             "730 days",
         ),
+        // The provider's range rules apply with the functions' default provider too.
+        (
+            &["--start-date", "2020-01-01", "--end-date", "2026-03-01"],
+            "provider yahoo assumed",
+        ),
+        (
+            &["--start-date", "1969-12-31", "--interval", "1d"],
+            "1970-01-01",
+        ),
+        (
+            &["--provider", "polygon", "--start-date", "1800-01-01"],
+            "is before 1970-01-01",
+        ),
+        (
+            &["--provider", "polygon", "--start-date", "1999-01-04"],
+            "Polygon has no stock aggregates before 2003-09-10",
+        ),
     ];
     for (flags, expected) in cases {
         let mut args = vec!["start"];
@@ -153,6 +170,86 @@ async fn bad_input_exits_2_before_any_aws_call() {
         assert_eq!(out.code, 2, "{args:?}: {out:?}");
     }
     assert!(moto.executions(&arn).await.is_empty(), "nothing may start");
+}
+
+/// Issue 8: `--start-date 1900-01-01 --interval 1h` exited 0 and the execution failed later.
+#[tokio::test]
+async fn a_start_before_1970_exits_2_and_starts_nothing() {
+    let moto = Moto::start().await;
+    let arn = moto.pass_machine().await;
+
+    let out = backfill(
+        &["start", "--start-date", "1900-01-01", "--interval", "1h"],
+        &moto.env(&arn),
+    )
+    .await;
+
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "invalid input: start_date 1900-01-01 is before 1970-01-01: price history before \
+             1970 is not supported; use a start_date on or after 1970-01-01"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(moto.executions(&arn).await.is_empty(), "nothing may start");
+}
+
+#[tokio::test]
+async fn the_functions_default_provider_is_read_from_price_provider_like_they_read_it() {
+    let moto = Moto::start().await;
+    let arn = moto.pass_machine().await;
+    // Yahoo keeps 1h bars for 730 days; Polygon, the default here, serves them from 2003.
+    let args = [
+        "start",
+        "--symbols",
+        "AAPL",
+        "--start-date",
+        "2020-01-01",
+        "--end-date",
+        "2020-01-31",
+        "--interval",
+        "1h",
+    ];
+
+    let mut env = moto.env(&arn);
+    env.push(("PRICE_PROVIDER", "polygon"));
+    let out = backfill(&args, &env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(moto.executions(&arn).await.len(), 1);
+
+    let out = backfill(&args, &moto.env(&arn)).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("730 days") && out.stderr.contains("--provider polygon"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        moto.executions(&arn).await.len(),
+        1,
+        "the refused one started nothing"
+    );
+}
+
+/// `backfill plan` applies the same rules: 0001-01-01 used to plan 8.46 M rows per ticker.
+#[tokio::test]
+async fn plan_refuses_a_start_in_year_1() {
+    let out = backfill(
+        &["plan", "--symbols", "AAPL", "--start-date", "0001-01-01"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("start_date 0001-01-01 is before 1970-01-01"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
 }
 
 #[tokio::test]

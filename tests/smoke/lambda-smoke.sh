@@ -152,6 +152,20 @@ if BAD=$(invoke select-tickers --data-file functions/select-tickers/events/bad-s
 fi
 grep -q InvalidInput <<<"$BAD" || fail "start after end did not report InvalidInput"
 
+step "a payload that is not JSON, null, or names an unknown field is InvalidInput"
+for fn in select-tickers fetch-batch finalize-run; do
+    if BAD=$(invoke "$fn" --data-ascii 'not json' 2>&1); then
+        fail "$fn accepted a non-JSON payload: $BAD"
+    fi
+    { grep -q InvalidInput <<<"$BAD" && grep -q 'not JSON' <<<"$BAD"; } || fail "$fn: $BAD"
+done
+for ev in bad-null bad-unknown-field bad-misspelt-knob bad-before-1970 bad-polygon-before-first-data; do
+    if BAD=$(invoke select-tickers --data-file "functions/select-tickers/events/$ev.json" 2>&1); then
+        fail "$ev succeeded: $BAD"
+    fi
+    grep -q InvalidInput <<<"$BAD" || fail "$ev did not report InvalidInput: $BAD"
+done
+
 step "finalize-run"
 FINAL=$(invoke finalize-run --data-ascii "{\"run_id\":\"$RUN_ID\"}")
 echo "$FINAL"

@@ -1,6 +1,9 @@
 //! `finalize-run` Lambda: wiring only; the logic lives in `shared::handler::finalize_run`.
+//! The runtime hands over a [`Payload`], so that a payload that is not JSON is `InvalidInput`
+//! like every other bad input (see `shared::handler::payload`).
 
-use lambda_runtime::{service_fn, Error};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use shared::handler::payload::{json_event, Payload};
 use shared::{handler::App, telemetry};
 
 #[tokio::main]
@@ -8,5 +11,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let app = App::from_env().await?;
     let app = &app;
-    lambda_runtime::run(service_fn(move |event| app.finalize_run(event))).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
+        app.finalize_run(json_event(event)?).await
+    }))
+    .await
 }

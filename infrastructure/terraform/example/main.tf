@@ -32,6 +32,8 @@ module "price_backfill" {
   fetch_batch_memory_mb            = var.fetch_batch_memory_mb
   fetch_batch_reserved_concurrency = var.fetch_batch_reserved_concurrency
 
+  transient_fault_retry_budget_seconds = var.transient_fault_retry_budget_seconds
+
   vpc_subnet_ids         = var.vpc_subnet_ids
   vpc_security_group_ids = var.vpc_security_group_ids
 

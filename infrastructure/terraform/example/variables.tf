@@ -127,6 +127,12 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "transient_fault_retry_budget_seconds" {
+  description = "How long a Task retries transient errors in a row, on average (s)."
+  type        = number
+  default     = 1800
+}
+
 variable "log_retention_days" {
   description = "Retention of every log group (days)."
   type        = number

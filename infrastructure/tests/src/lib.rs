@@ -148,8 +148,8 @@ impl Config {
 }
 
 /// An evaluation context with `var`, `local` and the Terraform functions the module's locals
-/// call (`merge`, `tomap`, `compact`, `tostring`, `jsonencode`, `replace`), with Terraform's
-/// semantics for the values used.
+/// call (`merge`, `tomap`, `compact`, `tostring`, `jsonencode`, `replace`, `concat`, `length`,
+/// `ceil`), with Terraform's semantics for the values used.
 pub fn terraform_context(
     vars: &Map<String, Value>,
     locals: &Map<String, Value>,
@@ -191,7 +191,52 @@ pub fn terraform_context(
             .params([ParamType::String, ParamType::String, ParamType::String])
             .build(tf_replace),
     );
+    ctx.declare_func(
+        "concat",
+        FuncDef::builder()
+            .variadic_param(ParamType::array_of(ParamType::Any))
+            .build(|args| {
+                Ok(Value::Array(
+                    args.iter()
+                        .flat_map(|list| list.as_array().cloned().unwrap_or_default())
+                        .collect(),
+                ))
+            }),
+    );
+    ctx.declare_func(
+        "length",
+        FuncDef::builder().param(ParamType::Any).build(tf_length),
+    );
+    ctx.declare_func(
+        "ceil",
+        FuncDef::builder().param(ParamType::Number).build(tf_ceil),
+    );
     ctx
+}
+
+/// `length(x)`: the elements of a list, the keys of an object, the characters of a string.
+fn tf_length(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::Array(items) => Ok(Value::from(items.len() as u64)),
+        Value::Object(object) => Ok(Value::from(object.len() as u64)),
+        Value::String(s) => Ok(Value::from(s.chars().count() as u64)),
+        other => Err(format!("length: cannot take the length of {other:?}")),
+    }
+}
+
+/// `ceil(n)`: the smallest whole number not below `n` (a whole number, as Terraform prints it).
+fn tf_ceil(args: FuncArgs) -> Result<Value, String> {
+    let n = args[0]
+        .as_number()
+        .and_then(|n| n.as_f64())
+        .expect("checked by the parameter type");
+    let ceiling = n.ceil();
+    if ceiling.abs() > 9.0e15 {
+        return Err(format!(
+            "ceil: {n} is beyond what this model computes exactly"
+        ));
+    }
+    Ok(Value::from(ceiling as i64))
 }
 
 /// `merge(a, b, …)`: later keys win; null arguments are skipped.
@@ -420,6 +465,14 @@ pub fn template_variables(template: &Template) -> Result<Vec<String>, String> {
 pub fn function_of_placeholder(placeholder: &str) -> Option<String> {
     placeholder
         .strip_suffix("_function_arn")
+        .map(|f| f.replace('_', "-"))
+}
+
+/// The function whose Task timeout a placeholder is: `fetch_batch_task_timeout_seconds` →
+/// `fetch-batch`.
+pub fn function_of_task_timeout(placeholder: &str) -> Option<String> {
+    placeholder
+        .strip_suffix("_task_timeout_seconds")
         .map(|f| f.replace('_', "-"))
 }
 

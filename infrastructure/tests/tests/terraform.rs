@@ -12,8 +12,9 @@ use hcl::expr::{Expression, FuncCall};
 use hcl::{Map, Value};
 use infrastructure_tests::{
     asl_template, asl_template_path, attribute, example_dir, function_folders,
-    function_of_placeholder, label, module_dir, nested_block, object_keys, object_value, repo_root,
-    template_variables, terraform_context, traversal_path, Config,
+    function_of_placeholder, function_of_task_timeout, label, module_dir, nested_block,
+    object_keys, object_value, repo_root, template_variables, terraform_context, traversal_path,
+    Config,
 };
 
 fn module() -> Config {
@@ -119,8 +120,28 @@ fn every_function_folder_has_its_lambda_function_resource() {
     );
 }
 
+/// The placeholders of the ASL that are not function ARNs, and the local Terraform fills each with.
+const VALUE_PLACEHOLDERS: [(&str, &str); 4] = [
+    (
+        "select_tickers_task_timeout_seconds",
+        "local.task_timeout_seconds[select-tickers]",
+    ),
+    (
+        "fetch_batch_task_timeout_seconds",
+        "local.task_timeout_seconds[fetch-batch]",
+    ),
+    (
+        "finalize_run_task_timeout_seconds",
+        "local.task_timeout_seconds[finalize-run]",
+    ),
+    (
+        "transient_retry_max_attempts",
+        "local.transient_retry_max_attempts",
+    ),
+];
+
 #[test]
-fn every_asl_placeholder_is_filled_with_its_functions_arn() {
+fn every_asl_placeholder_is_filled_by_templatefile_with_what_it_names() {
     let config = module();
     let (path_arg, vars_arg) = templatefile_args(&config);
 
@@ -160,18 +181,36 @@ fn every_asl_placeholder_is_filled_with_its_functions_arn() {
     );
 
     let addresses = lambda_addresses(&config);
+    let folders = function_folders();
     for placeholder in &placeholders {
-        let function = function_of_placeholder(placeholder)
-            .unwrap_or_else(|| panic!("placeholder {placeholder} is not <function>_function_arn"));
-        let (_, address) = addresses
-            .iter()
-            .find(|(f, _)| *f == function)
-            .unwrap_or_else(|| panic!("{placeholder}: no aws_lambda_function deploys {function}"));
         let value = object_value(vars_arg, placeholder).unwrap();
+        let expected = if let Some(function) = function_of_placeholder(placeholder) {
+            let (_, address) = addresses
+                .iter()
+                .find(|(f, _)| *f == function)
+                .unwrap_or_else(|| {
+                    panic!("{placeholder}: no aws_lambda_function deploys {function}")
+                });
+            format!("{address}.arn")
+        } else {
+            if let Some(function) = function_of_task_timeout(placeholder) {
+                assert!(
+                    folders.contains(&function),
+                    "{placeholder}: there is no function {function}"
+                );
+            }
+            VALUE_PLACEHOLDERS
+                .iter()
+                .find(|(name, _)| name == placeholder)
+                .map(|(_, local)| local.to_string())
+                .unwrap_or_else(|| {
+                    panic!("placeholder {placeholder} is neither <function>_function_arn nor one of {VALUE_PLACEHOLDERS:?}")
+                })
+        };
         assert_eq!(
             traversal_path(value).as_deref(),
-            Some(format!("{address}.arn").as_str()),
-            "{placeholder} must be the ARN of {function}"
+            Some(expected.as_str()),
+            "{placeholder} must be {expected}"
         );
     }
 }
@@ -181,20 +220,53 @@ fn local_arn(function: &str) -> String {
     format!("arn:aws:lambda:us-east-1:123456789012:function:{function}")
 }
 
-#[test]
-fn the_definition_terraform_renders_passes_statelint_and_matches_the_local_render() {
+/// The definition as Terraform's templatefile renders it for the module called with `inputs`
+/// (the function ARNs as `scripts/render-asl` writes them, since they need a real deployment).
+fn terraform_definition(inputs: &[(&str, Value)]) -> String {
     let config = module();
     let (_, vars_arg) = templatefile_args(&config);
+    let vars = config
+        .input_values(inputs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let terraform = terraform_context(&vars, &config.evaluated_locals(&vars));
     let mut ctx = Context::new();
     for name in object_keys(vars_arg).unwrap() {
-        let function = function_of_placeholder(&name).unwrap();
-        ctx.declare_var(name.as_str(), local_arn(&function));
+        let value = match function_of_placeholder(&name) {
+            Some(function) => Value::from(local_arn(&function)),
+            None => object_value(vars_arg, &name)
+                .unwrap()
+                .evaluate(&terraform)
+                .unwrap_or_else(|e| panic!("templatefile's {name}: cannot evaluate it: {e}")),
+        };
+        ctx.declare_var(name.as_str(), value);
     }
     // What templatefile does: evaluate the file as an HCL template with those variables.
-    let rendered = asl_template()
+    asl_template()
         .unwrap()
         .evaluate(&ctx)
-        .unwrap_or_else(|e| panic!("templatefile would fail on the ASL: {e}"));
+        .unwrap_or_else(|e| panic!("templatefile would fail on the ASL: {e}"))
+}
+
+/// `scripts/render-asl` with `env` (and none of the caller's ASL_* settings).
+fn render_asl(out: &std::path::Path, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut command = Command::new(repo_root().join("scripts/render-asl"));
+    command.arg(out);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ASL_") {
+            command.env_remove(key);
+        }
+    }
+    let status = command
+        .envs(env.iter().copied())
+        .status()
+        .expect("scripts/render-asl runs");
+    assert!(status.success(), "scripts/render-asl failed");
+    serde_json::from_str(&fs::read_to_string(out).unwrap()).unwrap()
+}
+
+#[test]
+fn the_definition_terraform_renders_passes_statelint_and_matches_the_local_render() {
+    let rendered = terraform_definition(&[(DATABASE_SECRET.0, Value::from(DATABASE_SECRET.1))]);
     let definition: serde_json::Value =
         serde_json::from_str(&rendered).expect("the rendered definition is JSON");
 
@@ -203,16 +275,7 @@ fn the_definition_terraform_renders_passes_statelint_and_matches_the_local_rende
     fs::write(&terraform_render, &rendered).unwrap();
 
     // The local stack and `make lint` use scripts/render-asl: it must give the same definition.
-    let local_render = out_dir.join("backfill.asl.render-asl.json");
-    let status = Command::new(repo_root().join("scripts/render-asl"))
-        .arg(&local_render)
-        .env_remove("ASL_REGION")
-        .env_remove("ASL_ACCOUNT_ID")
-        .status()
-        .expect("scripts/render-asl runs");
-    assert!(status.success(), "scripts/render-asl failed");
-    let local: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&local_render).unwrap()).unwrap();
+    let local = render_asl(&out_dir.join("backfill.asl.render-asl.json"), &[]);
     assert_eq!(
         definition, local,
         "Terraform's templatefile and scripts/render-asl render the ASL differently"
@@ -233,6 +296,239 @@ fn the_definition_terraform_renders_passes_statelint_and_matches_the_local_rende
         "statelint rejects the definition Terraform deploys:\n{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn render_asl_takes_the_timeouts_and_the_retry_budget_as_terraform_does() {
+    let rendered = terraform_definition(&[
+        (DATABASE_SECRET.0, Value::from(DATABASE_SECRET.1)),
+        ("select_tickers_timeout_seconds", Value::from(30)),
+        ("fetch_batch_timeout_seconds", Value::from(300)),
+        ("finalize_run_timeout_seconds", Value::from(45)),
+        ("transient_fault_retry_budget_seconds", Value::from(90)),
+    ]);
+    let definition: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("backfill.asl.render-asl-env.json");
+    let local = render_asl(
+        &out,
+        &[
+            ("ASL_SELECT_TICKERS_TIMEOUT_SECONDS", "30"),
+            ("ASL_FETCH_BATCH_TIMEOUT_SECONDS", "300"),
+            ("ASL_FINALIZE_RUN_TIMEOUT_SECONDS", "45"),
+            ("ASL_RETRY_BUDGET_SECONDS", "90"),
+        ],
+    );
+    assert_eq!(definition, local);
+    let fetch = &task_states(&definition)["FetchBatch"];
+    assert_eq!(fetch["TimeoutSeconds"], 360, "{fetch}");
+}
+
+/// Every Task state of a definition, nested ones included, by name.
+fn task_states(definition: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    fn walk(states: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+        for (name, state) in states.as_object().into_iter().flatten() {
+            if state["Type"] == "Task" {
+                out.insert(name.clone(), state.clone());
+            }
+            for processor in ["ItemProcessor", "Iterator"] {
+                walk(&state[processor]["States"], out);
+            }
+            for branch in state["Branches"].as_array().into_iter().flatten() {
+                walk(&branch["States"], out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&definition["States"], &mut out);
+    out
+}
+
+/// The error names a Task's retriers match, each with the retrier's MaxAttempts.
+fn retried(task: &serde_json::Value) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for retrier in task["Retry"].as_array().into_iter().flatten() {
+        for name in retrier["ErrorEquals"].as_array().into_iter().flatten() {
+            out.entry(name.as_str().unwrap().to_string())
+                .or_insert(retrier["MaxAttempts"].as_u64().unwrap_or(3));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_task_times_out_after_its_function_and_retries_dead_functions_but_never_refusals() {
+    let definition: serde_json::Value = serde_json::from_str(&terraform_definition(&[(
+        DATABASE_SECRET.0,
+        Value::from(DATABASE_SECRET.1),
+    )]))
+    .unwrap();
+    let tasks = task_states(&definition);
+    let timeouts = [
+        ("SelectTickers", 60 + 60),
+        ("FetchBatch", 900 + 60),
+        ("FinalizeRun", 60 + 60),
+    ];
+    assert_eq!(
+        tasks.keys().collect::<Vec<_>>(),
+        ["FetchBatch", "FinalizeRun", "SelectTickers"]
+    );
+    for (name, timeout) in timeouts {
+        let task = &tasks[name];
+        assert_eq!(
+            task["TimeoutSeconds"], timeout,
+            "{name}: the function's timeout (module default) plus 60 s"
+        );
+        assert!(
+            task.get("HeartbeatSeconds").is_none() && task.get("HeartbeatSecondsPath").is_none(),
+            "{name}: a synchronous lambda:invoke sends no heartbeats"
+        );
+        let retried = retried(task);
+        for dead in [
+            "States.Timeout",
+            "Sandbox.Timedout",
+            "Lambda.Unknown",
+            "Runtime.ExitError",
+            "Lambda.ServiceException",
+            "Lambda.TooManyRequestsException",
+            "DatabaseUnavailable",
+        ] {
+            assert!(
+                retried.get(dead).is_some_and(|&attempts| attempts > 0),
+                "{name} does not retry {dead}: {retried:?}"
+            );
+        }
+        for refused in [
+            "DatabaseRejected",
+            "InvalidInput",
+            "RunNotFound",
+            "ProviderRejected",
+            "ConfigurationError",
+            "States.ALL",
+            "States.TaskFailed",
+        ] {
+            assert!(
+                !retried.contains_key(refused),
+                "{name} retries {refused}, which is never retried"
+            );
+        }
+        // The long budget is the module's: 1800 s on average is 64 attempts.
+        assert_eq!(retried["DatabaseUnavailable"], 64, "{name}");
+    }
+    assert_eq!(retried(&tasks["FetchBatch"])["ProviderUnavailable"], 64);
+}
+
+/// Mean total wait of `attempts` retries with IntervalSeconds 2, BackoffRate 2,
+/// MaxDelaySeconds 60 and full jitter (each wait uniform between 0 and its delay).
+fn mean_wait(attempts: u64) -> f64 {
+    (1..=attempts)
+        .map(|k| 2f64.powi(k as i32).min(60.0) / 2.0)
+        .sum()
+}
+
+#[test]
+fn the_retry_budget_becomes_the_fewest_attempts_whose_waits_average_the_budget() {
+    let config = module();
+    for budget in [0u64, 1, 2, 3, 7, 30, 31, 32, 60, 61, 300, 1800, 3600] {
+        let vars = config
+            .input_values(&[
+                (DATABASE_SECRET.0, Value::from(DATABASE_SECRET.1)),
+                ("transient_fault_retry_budget_seconds", Value::from(budget)),
+            ])
+            .unwrap();
+        let locals = config.evaluated_locals(&vars);
+        let attempts = locals
+            .get("transient_retry_max_attempts")
+            .and_then(|v| v.as_u64())
+            .unwrap_or_else(|| panic!("budget {budget}: no whole transient_retry_max_attempts"));
+        assert!(
+            mean_wait(attempts) >= budget as f64,
+            "budget {budget}: {attempts} attempts wait {} s on average",
+            mean_wait(attempts)
+        );
+        if attempts > 0 {
+            assert!(
+                mean_wait(attempts - 1) < budget as f64,
+                "budget {budget}: {attempts} attempts are more than needed"
+            );
+        }
+        // scripts/render-asl computes the same count.
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("backfill.asl.budget-{budget}.json"));
+        let local = render_asl(&out, &[("ASL_RETRY_BUDGET_SECONDS", &budget.to_string())]);
+        assert_eq!(
+            retried(&task_states(&local)["FinalizeRun"])["DatabaseUnavailable"],
+            attempts,
+            "budget {budget}: scripts/render-asl disagrees"
+        );
+    }
+}
+
+#[test]
+fn a_run_that_needs_a_person_fails_the_execution_which_the_rule_and_the_alarm_report() {
+    let definition: serde_json::Value = serde_json::from_str(&terraform_definition(&[(
+        DATABASE_SECRET.0,
+        Value::from(DATABASE_SECRET.1),
+    )]))
+    .unwrap();
+    let states = &definition["States"];
+    let choice = &states["DidTheRunDoItsJob"];
+    let target = |status: &str| -> String {
+        choice["Choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|rule| rule["Variable"] == "$.status" && rule["StringEquals"] == status)
+            .map_or(&choice["Default"], |rule| &rule["Next"])
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(states[target("succeeded")]["Type"], "Succeed");
+    for (status, error) in [
+        ("completed_with_failures", "RunCompletedWithFailures"),
+        ("incomplete", "RunIncomplete"),
+        ("anything else", "RunIncomplete"),
+    ] {
+        let end = &states[target(status)];
+        assert_eq!(end["Type"], "Fail", "{status}");
+        assert_eq!(end["Error"], error, "{status}");
+        let cause = end["CausePath"].as_str().unwrap_or_default();
+        assert!(
+            cause.contains("$.run_id") && cause.contains("backfill "),
+            "{status}: the cause names the run and a command: {cause}"
+        );
+    }
+
+    // FAILED executions reach the topic by the rule and the alarm, whatever notify_on_success.
+    let config = module();
+    for notify_on_success in [false, true] {
+        let vars = config
+            .input_values(&[
+                (DATABASE_SECRET.0, Value::from(DATABASE_SECRET.1)),
+                ("notify_on_success", Value::from(notify_on_success)),
+            ])
+            .unwrap();
+        let statuses = config
+            .evaluated_locals(&vars)
+            .get("notify_statuses")
+            .cloned()
+            .expect("local.notify_statuses");
+        assert!(
+            statuses
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("FAILED")),
+            "{statuses:?}"
+        );
+    }
+    let alarms = config.resources("aws_cloudwatch_metric_alarm");
+    let alarm = alarms
+        .get("executions_failed")
+        .expect("the ExecutionsFailed alarm");
+    assert_eq!(
+        attribute(alarm, "metric_name"),
+        Some(&Expression::String("ExecutionsFailed".into()))
     );
 }
 

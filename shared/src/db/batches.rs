@@ -37,40 +37,99 @@ pub async fn exists(
         .is_some())
 }
 
-/// Records how an invocation ended. A 429 extends the streak of consecutive rate-limited
-/// invocations (restarting it at 1 when this invocation finished a ticker first); any other
-/// ending resets it. Returns the streak, which drives the backoff when no `Retry-After` is given.
+/// What the batch's row says after an invocation was recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InvocationRecord {
+    /// Consecutive rate-limited invocations (drives the backoff without `Retry-After`).
+    pub rate_limit_streak: i32,
+    /// Consecutive invocations that ended on transient faults (drives their backoff).
+    pub fault_streak: i32,
+    /// How long since a ticker of the batch last finished (success or failure).
+    pub idle: std::time::Duration,
+}
+
+/// Records how an invocation ended (`status`: done, partial, rate_limited, unavailable). A 429
+/// extends the streak of consecutive rate-limited invocations, transient faults the streak of
+/// faulted ones (each restarting at 1 when this invocation finished a ticker first); any other
+/// ending resets them. Finishing a ticker is progress: it restarts the batch's idle clock.
 pub async fn record_invocation(
     client: &impl GenericClient,
     run_id: &RunId,
     batch: i32,
     status: &str,
-    rate_limited: bool,
     made_progress: bool,
-) -> Result<i32, BackfillError> {
+) -> Result<InvocationRecord, BackfillError> {
     let row = client
         .query_one(
             "UPDATE backfill_batch
                 SET invocations = invocations + 1,
-                    last_status = $3,
+                    last_status = $3::text,
                     consecutive_rate_limits = CASE
-                        WHEN NOT $4 THEN 0
-                        WHEN $5 THEN 1
+                        WHEN $3::text <> 'rate_limited' THEN 0
+                        WHEN $4 THEN 1
                         ELSE consecutive_rate_limits + 1 END,
+                    consecutive_faults = CASE
+                        WHEN $3::text <> 'unavailable' THEN 0
+                        WHEN $4 THEN 1
+                        ELSE consecutive_faults + 1 END,
+                    last_progress_at = CASE WHEN $4 THEN now() ELSE last_progress_at END,
                     updated_at = now()
               WHERE run_id = $1 AND batch = $2
-          RETURNING consecutive_rate_limits",
-            &[
-                &run_id.as_str(),
-                &batch,
-                &status,
-                &rate_limited,
-                &made_progress,
-            ],
+          RETURNING consecutive_rate_limits, consecutive_faults,
+                    GREATEST(EXTRACT(EPOCH FROM now() - last_progress_at), 0)::float8 AS idle",
+            &[&run_id.as_str(), &batch, &status, &made_progress],
         )
         .await?;
-    Ok(row.try_get(0)?)
+    let idle: f64 = row.try_get("idle")?;
+    Ok(InvocationRecord {
+        rate_limit_streak: row.try_get(0)?,
+        fault_streak: row.try_get(1)?,
+        idle: std::time::Duration::from_secs_f64(idle.max(0.0)),
+    })
 }
+
+/// Gives a batch up for want of progress: `stalled`, with the reason, for `backfill status` and
+/// finalize-run.
+pub async fn mark_stalled(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: i32,
+    message: &str,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "UPDATE backfill_batch
+                SET last_status = 'stalled', last_error_name = $3, last_error_message = $4,
+                    updated_at = now()
+              WHERE run_id = $1 AND batch = $2",
+            &[&run_id.as_str(), &batch, &NO_PROGRESS, &message],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Notes on the batch the transient fault its last invocation could not get past, for
+/// `backfill status` (what the state machine is waiting out) and for finalize-run if the batch is
+/// given up later.
+pub async fn note_fault(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    batch: i32,
+    error_name: &str,
+    message: &str,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "UPDATE backfill_batch SET last_error_name = $3, last_error_message = $4
+              WHERE run_id = $1 AND batch = $2",
+            &[&run_id.as_str(), &batch, &error_name, &message],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The error name of a batch given up for want of progress.
+pub const NO_PROGRESS: &str = "NoProgress";
 
 /// Best-effort note of the error an invocation raised, so that a stuck batch can be explained.
 pub async fn record_error(
@@ -123,7 +182,7 @@ pub async fn failed(
         .query(
             "SELECT batch, last_error_name, last_error_message
                FROM backfill_batch
-              WHERE run_id = $1 AND last_status = 'failed'
+              WHERE run_id = $1 AND last_status IN ('failed', 'stalled')
            ORDER BY batch",
             &[&run_id.as_str()],
         )
@@ -143,8 +202,9 @@ pub async fn failed(
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BatchProblem {
     pub batch: i32,
-    /// `failed` (given up after the state machine's retries) or `error` (the last invocation
-    /// raised; the state machine may still be retrying it).
+    /// `failed` (given up after the state machine's retries), `stalled` (given up for want of
+    /// progress) or `error` (the last invocation raised; the state machine may still be
+    /// retrying it).
     pub last_status: String,
     pub error_name: Option<String>,
     pub message: Option<String>,
@@ -160,7 +220,7 @@ pub async fn problems(
         .query(
             "SELECT batch, last_status, last_error_name, last_error_message, invocations, updated_at
                FROM backfill_batch
-              WHERE run_id = $1 AND last_status IN ('failed', 'error')
+              WHERE run_id = $1 AND last_status IN ('failed', 'error', 'stalled')
            ORDER BY batch",
             &[&run_id.as_str()],
         )
@@ -179,14 +239,15 @@ pub async fn problems(
         .collect()
 }
 
-/// Batches whose last invocation was rate limited and that still have tickers to fetch: the
-/// batches the state machine is waiting on right now (or gave up on after its rounds).
+/// Batches whose last invocation was rate limited or ended on transient faults and that still
+/// have tickers to fetch: the batches the state machine is waiting on right now (or gave up on
+/// after its rounds).
 pub async fn waiting(client: &impl GenericClient, run_id: &RunId) -> Result<i64, BackfillError> {
     let row = client
         .query_one(
             "SELECT COUNT(*) AS waiting
                FROM backfill_batch b
-              WHERE b.run_id = $1 AND b.last_status = 'rate_limited'
+              WHERE b.run_id = $1 AND b.last_status IN ('rate_limited', 'unavailable')
                 AND EXISTS (SELECT 1 FROM backfill_progress p
                              WHERE p.run_id = b.run_id AND p.batch = b.batch
                                AND p.status IN ('pending', 'rate_limited'))",

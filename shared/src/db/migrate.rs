@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "double_precision_prices",
         include_str!("migrations/V4__double_precision_prices.sql"),
     ),
+    (
+        5,
+        "batch_progress_clock_and_run_lease",
+        include_str!("migrations/V5__batch_progress_clock_and_run_lease.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every process that migrates this database.

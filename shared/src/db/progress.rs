@@ -121,9 +121,14 @@ pub async fn requeue(
              )
              UPDATE backfill_progress p
                 SET status = 'pending', batch = $3::int + ((todo.ord - 1) / $2::int)::int,
-                    error_name = NULL, error_message = NULL, completed_at = NULL, updated_at = now()
+                    error_name = NULL, error_message = NULL, completed_at = NULL, updated_at = now(),
+                    -- A refresh of every ticker starts over; an incomplete one goes on.
+                    last_bar_at = CASE WHEN $4 THEN NULL ELSE p.last_bar_at END
                FROM todo
-              WHERE p.id = todo.id",
+              WHERE p.id = todo.id
+                -- Checked again on the row itself: a fetch that committed `success` after this
+                -- statement's snapshot is re-read here (READ COMMITTED), never moved back.
+                AND ($4 OR p.status <> 'success')",
             &[&run_id.as_str(), &batch_size, &first_batch, &all, &exclude],
         )
         .await?;
@@ -137,6 +142,9 @@ pub struct Claim {
     pub id: i64,
     pub symbol: Symbol,
     pub attempts: i32,
+    /// The ticker's cursor: the newest bar this run stored for it (a fetch interrupted mid-range
+    /// goes on from here).
+    pub last_bar_at: Option<DateTime<Utc>>,
 }
 
 /// Claims the batch's next unfinished ticker (by symbol) that no other transaction holds and that
@@ -149,7 +157,7 @@ pub async fn claim_next(
 ) -> Result<Option<Claim>, BackfillError> {
     let row = client
         .query_opt(
-            "SELECT id, symbol, attempts
+            "SELECT id, symbol, attempts, last_bar_at
                FROM backfill_progress
               WHERE run_id = $1 AND batch = $2 AND status IN ('pending', 'rate_limited')
                 AND NOT (symbol = ANY($3))
@@ -170,7 +178,53 @@ pub async fn claim_next(
         id: row.try_get("id")?,
         symbol,
         attempts: row.try_get("attempts")?,
+        last_bar_at: row.try_get("last_bar_at")?,
     }))
+}
+
+/// Claims ticker `id` again after one of its pages was committed (which let the row go): `None`
+/// if another invocation holds it now or it is no longer claimable, and that one goes on from
+/// the committed cursor.
+pub async fn reclaim(client: &impl GenericClient, id: i64) -> Result<bool, BackfillError> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM backfill_progress
+              WHERE id = $1 AND status IN ('pending', 'rate_limited')
+                FOR UPDATE SKIP LOCKED",
+            &[&id],
+        )
+        .await?
+        .is_some())
+}
+
+/// Records one stored page of a claimed ticker: its rows, and the cursor, committed with them.
+pub async fn record_page(
+    client: &impl GenericClient,
+    id: i64,
+    started_at: DateTime<Utc>,
+    inserted: i64,
+    updated: i64,
+    last_bar_at: Option<DateTime<Utc>>,
+) -> Result<(), BackfillError> {
+    let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    client
+        .execute(
+            "UPDATE backfill_progress
+                SET records_inserted = COALESCE(records_inserted, 0) + $3,
+                    records_updated = records_updated + $4,
+                    last_bar_at = GREATEST(last_bar_at, $5),
+                    started_at = COALESCE(started_at, $2), updated_at = now()
+              WHERE id = $1",
+            &[
+                &id,
+                &started_at,
+                &to_i32(inserted),
+                &to_i32(updated),
+                &last_bar_at,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Unfinished tickers of the batch that this invocation has not tried: when `claim_next` finds
@@ -229,6 +283,28 @@ pub async fn record_success(
                 &to_i32(outcome.skipped_bars),
                 &outcome.last_bar_at,
             ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Notes a transient fault on a claimed ticker that stays claimable (`pending`): the attempt
+/// counts, and `backfill status` shows what the batch is waiting on.
+pub async fn record_fault(
+    client: &impl GenericClient,
+    id: i64,
+    started_at: DateTime<Utc>,
+    error_name: &str,
+    message: &str,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "UPDATE backfill_progress
+                SET status = 'pending', error_name = $2, error_message = $3,
+                    attempts = attempts + 1, started_at = COALESCE(started_at, $4),
+                    updated_at = now()
+              WHERE id = $1",
+            &[&id, &error_name, &message, &started_at],
         )
         .await?;
     Ok(())

@@ -24,6 +24,8 @@ pub struct RunRecord {
     pub executions: i32,
     /// The execution that created the run, when it said (scheduled runs do).
     pub execution_name: Option<String>,
+    /// The execution working on the run now, if any (released when the run is closed).
+    pub lease_execution: Option<String>,
     pub summary: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -40,12 +42,14 @@ pub struct NewRun {
     pub selection: Selection,
     pub batch_size: i32,
     pub execution_name: Option<ExecutionName>,
+    /// The execution creating it, which holds its lease.
+    pub lease_execution: Option<String>,
 }
 
 const COLUMNS: &str =
     "run_id, status, start_date, end_date, interval, provider, selection, batch_size,
-     batch_count, requested, skipped, executions, execution_name, summary, created_at, updated_at,
-     finished_at";
+     batch_count, requested, skipped, executions, execution_name, lease_execution, summary,
+     created_at, updated_at, finished_at";
 
 fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
     let corrupt = |what: String| {
@@ -75,6 +79,7 @@ fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
         skipped: row.try_get("skipped")?,
         executions: row.try_get("executions")?,
         execution_name: row.try_get("execution_name")?,
+        lease_execution: row.try_get("lease_execution")?,
         summary: row.try_get("summary")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -91,8 +96,9 @@ pub async fn insert(client: &impl GenericClient, run: &NewRun) -> Result<(), Bac
     client
         .execute(
             "INSERT INTO backfill_run
-                 (run_id, start_date, end_date, interval, provider, selection, batch_size, execution_name)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (run_id, start_date, end_date, interval, provider, selection, batch_size, execution_name,
+                  lease_execution, lease_taken_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE now() END)",
             &[
                 &run.run_id.as_str(),
                 &run.range.start(),
@@ -102,6 +108,7 @@ pub async fn insert(client: &impl GenericClient, run: &NewRun) -> Result<(), Bac
                 &selection_json(&run.selection)?,
                 &run.batch_size,
                 &run.execution_name.as_ref().map(ExecutionName::as_str),
+                &run.lease_execution,
             ],
         )
         .await?;
@@ -170,6 +177,51 @@ pub async fn record_plan(
     Ok(())
 }
 
+/// Takes the run's lease for `execution`: it must be free, or held by `execution` already, or
+/// `take_over` must be set (whoever sets it has checked that the holder no longer runs). On a
+/// row locked by the caller's transaction ([`get_for_update`]), so no two callers both win.
+pub async fn take_lease(
+    client: &impl GenericClient,
+    run: &RunRecord,
+    execution: &str,
+    take_over: bool,
+) -> Result<(), BackfillError> {
+    match run.lease_execution.as_deref() {
+        Some(holder) if holder != execution && !take_over => Err(BackfillError::RunBusy {
+            run_id: run.run_id.to_string(),
+            execution: holder.to_string(),
+        }),
+        _ => {
+            client
+                .execute(
+                    "UPDATE backfill_run
+                        SET lease_execution = $2, lease_taken_at = now(), updated_at = now()
+                      WHERE run_id = $1",
+                    &[&run.run_id.as_str(), &execution],
+                )
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Releases the run's lease if `execution` holds it.
+pub async fn release_lease(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    execution: &str,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            "UPDATE backfill_run SET lease_execution = NULL, lease_taken_at = NULL
+              WHERE run_id = $1 AND lease_execution = $2",
+            &[&run_id.as_str(), &execution],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Closes the run with its summary and releases its lease.
 pub async fn finish(
     client: &impl GenericClient,
     run_id: &RunId,
@@ -179,7 +231,8 @@ pub async fn finish(
     client
         .execute(
             "UPDATE backfill_run
-                SET status = $2, summary = $3, finished_at = now(), updated_at = now()
+                SET status = $2, summary = $3, finished_at = now(), updated_at = now(),
+                    lease_execution = NULL, lease_taken_at = NULL
               WHERE run_id = $1",
             &[&run_id.as_str(), &status.as_str(), summary],
         )

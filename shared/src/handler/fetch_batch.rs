@@ -16,7 +16,7 @@ use crate::db::runs::RunRecord;
 use crate::db::{batches, prices, progress, runs};
 use crate::error::BackfillError;
 use crate::model::TickerStatus;
-use crate::provider::{PriceProvider, ProviderError};
+use crate::provider::{BarPages, PriceProvider, ProviderError};
 
 /// How often to look again when the batch's remaining tickers are held by another invocation.
 const LOCK_POLL: Duration = Duration::from_secs(1);
@@ -29,6 +29,8 @@ enum Stop {
     RateLimited {
         retry_after: Option<Duration>,
     },
+    /// Transient faults outlasted this invocation's patience for two tickers in a row.
+    Unavailable,
 }
 
 /// What happened to one claimed ticker.
@@ -36,6 +38,23 @@ enum TickerResult {
     Success(TickerOutcome),
     Failed,
     RateLimited(Option<Duration>),
+    /// Transient faults on every try within the patience; what was stored stays, with the
+    /// ticker's cursor.
+    Unavailable(ProviderError),
+    /// The deadline came between two pages: stored so far, the rest for the next call.
+    Interrupted,
+    /// Another invocation claimed the ticker between two pages, and goes on from the cursor.
+    HandedOff,
+}
+
+/// What one turn of the ticker loop did.
+enum Turn {
+    /// A ticker was worked on and its outcome committed.
+    Ticker(crate::model::Symbol, TickerResult),
+    /// Nothing left that this invocation can claim.
+    Drained,
+    /// The batch's other tickers are held by another invocation: look again shortly.
+    HeldElsewhere,
 }
 
 impl App {
@@ -61,7 +80,9 @@ impl App {
     async fn note_batch_error(&self, run_id: &crate::model::RunId, batch: i32, e: &BackfillError) {
         if matches!(
             e,
-            BackfillError::InvalidInput(_) | BackfillError::RunNotFound(_)
+            BackfillError::InvalidInput(_)
+                | BackfillError::RunNotFound(_)
+                | BackfillError::RunBusy { .. }
         ) {
             return;
         }
@@ -76,17 +97,34 @@ impl App {
         }
     }
 
-    /// Works on the batch until it is drained, rate limited, or `stop_at` is near.
-    /// At least one ticker is attempted per call, so a tiny budget still makes progress.
+    /// Works on the batch until it is drained, rate limited, out of patience with a transient
+    /// fault, or `stop_at` is near. At least one ticker is attempted per call, so a tiny budget
+    /// still makes progress. Transient faults are retried where they happen: a provider's per
+    /// ticker (with the ticker's claim held), a lost database connection by starting the turn
+    /// again on a fresh connection; both with backoff and jitter, for at most the configured
+    /// patience. Faults already got past never count against the batch.
     pub async fn fetch(
         &self,
         input: FetchBatchInput,
         stop_at: tokio::time::Instant,
     ) -> Result<FetchBatchOutput, BackfillError> {
-        let FetchBatchInput { run_id, batch } = input;
+        let FetchBatchInput {
+            run_id,
+            batch,
+            lease_execution,
+        } = input;
         let run = {
             let client = self.db().await?;
             let run = runs::get(&**client, &run_id).await?;
+            // One active execution per run: an execution whose lease was taken over stops.
+            if let (Some(me), Some(holder)) = (&lease_execution, &run.lease_execution) {
+                if me != holder {
+                    return Err(BackfillError::RunBusy {
+                        run_id: run_id.to_string(),
+                        execution: holder.clone(),
+                    });
+                }
+            }
             if !batches::exists(&**client, &run_id, batch).await? {
                 return Err(BackfillError::InvalidInput(format!(
                     "run {run_id} has no batch {batch} (it has batches 0..{})",
@@ -100,98 +138,141 @@ impl App {
         let mut tried: Vec<String> = Vec::new();
         let mut inserted = 0;
         let mut updated = 0;
-        let mut successes = 0;
+        let mut finished = 0;
+        let mut attempted = 0;
+        // The first of the current run of lost database connections, and how many.
+        let mut db_fault: Option<(StdInstant, u32)> = None;
+        // The last transient provider fault a ticker could not get past, and how many tickers in
+        // a row ended that way: one such ticker is passed over for the others (it may be that
+        // ticker's trouble); a second in a row means the provider itself is down.
+        let mut fault: Option<(String, String)> = None;
+        let mut faulted_in_a_row = 0u32;
         let stop = loop {
-            if !tried.is_empty() && tokio::time::Instant::now() >= stop_at {
+            if attempted > 0 && tokio::time::Instant::now() >= stop_at {
                 break Stop::Deadline;
             }
-            let mut client = self.db().await?;
-            let tx = client.transaction().await?;
-            let Some(claim) = progress::claim_next(&*tx, &run_id, batch, &tried).await? else {
-                drop(tx);
-                // Tickers held by another invocation (a retry that overlapped a slow attempt):
-                // wait for them here rather than have the state machine spin on `partial`.
-                if progress::held_elsewhere(&**client, &run_id, batch, &tried).await? > 0
-                    && tokio::time::Instant::now() + LOCK_POLL < stop_at
-                {
-                    tokio::time::sleep(LOCK_POLL).await;
-                    continue;
-                }
-                break Stop::Drained;
+            // After a ticker used up the patience, the next one gets a single try.
+            let patience = if faulted_in_a_row == 0 {
+                self.config().fault_patience
+            } else {
+                Duration::ZERO
             };
-            tried.push(claim.symbol.to_string());
-            let span = tracing::info_span!("ticker", symbol = %claim.symbol);
-            let result = match fetch_one(&tx, provider.as_ref(), &run, &claim)
-                .instrument(span.clone())
-                .await
-            {
-                Ok(result) => {
-                    tx.commit().await?;
-                    result
+            let turn = self
+                .turn(&run, batch, &tried, provider.as_ref(), stop_at, patience)
+                .await;
+            let turn = match turn {
+                Ok(turn) => {
+                    db_fault = None;
+                    turn
                 }
-                // The database refused this ticker's rows (a constraint, a value its column
-                // cannot hold): the same write fails the same way every time, so the ticker
-                // fails for good, with the server's reason, and the batch carries on.
-                Err(e) if e.is_ticker_data_rejection() => {
-                    tx.rollback().await?;
-                    let tx = client.transaction().await?;
-                    progress::record_problem(
-                        &*tx,
-                        claim.id,
-                        Utc::now(),
-                        TickerStatus::Failed,
-                        e.name(),
-                        &e.to_string(),
-                    )
-                    .await?;
-                    tx.commit().await?;
-                    span.in_scope(|| warn!(error_name = e.name(), error = %e, "ticker failed"));
-                    TickerResult::Failed
+                Err(e @ BackfillError::DatabaseUnavailable(_)) => {
+                    let (since, faults) = db_fault.get_or_insert((StdInstant::now(), 0));
+                    *faults += 1;
+                    let wait = fault_backoff(self.config(), *faults, &mut rand::rng());
+                    let patient = since.elapsed() + wait <= self.config().fault_patience
+                        && tokio::time::Instant::now() + wait < stop_at;
+                    if !patient {
+                        // Nothing more can be recorded without the database: the state
+                        // machine's Retry takes over.
+                        return Err(e);
+                    }
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "database connection lost; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
                 Err(e) => return Err(e),
             };
-            match result {
-                TickerResult::Success(outcome) => {
-                    inserted += outcome.inserted;
-                    updated += outcome.updated;
-                    successes += 1;
+            match turn {
+                Turn::Drained => break Stop::Drained,
+                Turn::HeldElsewhere => {
+                    if tokio::time::Instant::now() + LOCK_POLL >= stop_at {
+                        break Stop::Drained;
+                    }
+                    tokio::time::sleep(LOCK_POLL).await;
                 }
-                TickerResult::Failed => {}
-                TickerResult::RateLimited(retry_after) => break Stop::RateLimited { retry_after },
+                Turn::Ticker(symbol, result) => {
+                    attempted += 1;
+                    tried.push(symbol.to_string());
+                    match result {
+                        TickerResult::Success(outcome) => {
+                            inserted += outcome.inserted;
+                            updated += outcome.updated;
+                            finished += 1;
+                            faulted_in_a_row = 0;
+                        }
+                        TickerResult::Failed => {
+                            finished += 1;
+                            faulted_in_a_row = 0;
+                        }
+                        TickerResult::Interrupted | TickerResult::HandedOff => {}
+                        TickerResult::RateLimited(retry_after) => {
+                            break Stop::RateLimited { retry_after }
+                        }
+                        TickerResult::Unavailable(e) => {
+                            fault = Some((e.name().to_string(), e.to_string()));
+                            faulted_in_a_row += 1;
+                            if faulted_in_a_row >= 2 {
+                                break Stop::Unavailable;
+                            }
+                        }
+                    }
+                }
             }
         };
 
         let client = self.db().await?;
         let counts = progress::counts(&**client, &run_id, Some(batch)).await?;
-        let (status, provider_wait) = match stop {
-            Stop::RateLimited { retry_after } => (BatchStatus::RateLimited, retry_after),
+        let (mut status, provider_wait) = match &stop {
+            Stop::RateLimited { retry_after } => (BatchStatus::RateLimited, *retry_after),
             _ if counts.unfinished() == 0 => (BatchStatus::Done, None),
+            Stop::Unavailable => (BatchStatus::Unavailable, None),
+            // Everything else was tried; what is left is waiting on a fault.
+            Stop::Drained if fault.is_some() => (BatchStatus::Unavailable, None),
             Stop::Drained | Stop::Deadline => (BatchStatus::Partial, None),
         };
-        let rate_limited = status == BatchStatus::RateLimited;
-        let status_word = match status {
-            BatchStatus::Done => "done",
-            BatchStatus::Partial => "partial",
-            BatchStatus::RateLimited => "rate_limited",
+        let record =
+            batches::record_invocation(&**client, &run_id, batch, status.as_str(), finished > 0)
+                .await?;
+        if let (BatchStatus::Unavailable, Some((error_name, message))) = (status, &fault) {
+            batches::note_fault(&**client, &run_id, batch, error_name, message).await?;
+            if status == BatchStatus::Unavailable
+                && record.idle >= self.config().no_progress_timeout
+            {
+                let why = format!(
+                    "no ticker of batch {batch} finished for {}s (NO_PROGRESS_TIMEOUT_SECONDS {}); \
+                     the last fault was {error_name}: {message}",
+                    record.idle.as_secs(),
+                    self.config().no_progress_timeout.as_secs()
+                );
+                batches::mark_stalled(&**client, &run_id, batch, &why).await?;
+                warn!(
+                    idle_s = record.idle.as_secs(),
+                    "no progress for too long; giving the batch up"
+                );
+                status = BatchStatus::Stalled;
+            }
+        }
+        let retry_after_seconds = match status {
+            BatchStatus::RateLimited => Some(match provider_wait {
+                Some(wait) => wait.as_secs().max(1),
+                None => backoff_seconds(self.config(), record.rate_limit_streak, &mut rand::rng()),
+            }),
+            BatchStatus::Unavailable => Some(
+                fault_backoff(
+                    self.config(),
+                    u32::try_from(record.fault_streak.max(1)).unwrap_or(1),
+                    &mut rand::rng(),
+                )
+                .as_secs()
+                .max(1),
+            ),
+            BatchStatus::Done | BatchStatus::Partial | BatchStatus::Stalled => None,
         };
-        let streak = batches::record_invocation(
-            &**client,
-            &run_id,
-            batch,
-            status_word,
-            rate_limited,
-            successes > 0,
-        )
-        .await?;
-        let retry_after_seconds = rate_limited.then(|| match provider_wait {
-            Some(wait) => wait.as_secs().max(1),
-            None => backoff_seconds(self.config(), streak, &mut rand::rng()),
-        });
 
         info!(
-            status = status_word,
+            status = status.as_str(),
             retry_after_seconds,
-            attempted = tried.len(),
+            attempted,
             records_inserted = inserted,
             records_updated = updated,
             pending = counts.pending,
@@ -211,47 +292,181 @@ impl App {
             pending: counts.pending,
             records_inserted: inserted,
             records_updated: updated,
-            attempted: tried.len() as i64,
+            attempted,
         })
+    }
+
+    /// One turn of the loop: claim the next ticker, fetch it page by page (each page committed
+    /// with the ticker's cursor), and commit what became of it.
+    async fn turn(
+        &self,
+        run: &RunRecord,
+        batch: i32,
+        tried: &[String],
+        provider: &dyn PriceProvider,
+        stop_at: tokio::time::Instant,
+        patience: Duration,
+    ) -> Result<Turn, BackfillError> {
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let Some(claim) = progress::claim_next(&*tx, &run.run_id, batch, tried).await? else {
+            drop(tx);
+            // Tickers held by another invocation (a retry that overlapped a slow attempt):
+            // wait for them here rather than have the state machine spin on `partial`.
+            if progress::held_elsewhere(&**client, &run.run_id, batch, tried).await? > 0 {
+                return Ok(Turn::HeldElsewhere);
+            }
+            return Ok(Turn::Drained);
+        };
+        let span = tracing::info_span!("ticker", symbol = %claim.symbol);
+        let started_at = Utc::now();
+        let clock = StdInstant::now();
+        let mut pages = provider.pages(&claim.symbol, &run.range, run.interval, claim.last_bar_at);
+        let mut totals = TickerOutcome {
+            last_bar_at: claim.last_bar_at,
+            ..TickerOutcome::default()
+        };
+        let mut requests = 0u32;
+        let mut tx = tx;
+        let result = loop {
+            let answer = next_page(pages.as_mut(), self.config(), patience, stop_at)
+                .instrument(span.clone())
+                .await;
+            let page = match answer {
+                Ok(Some(page)) => page,
+                Ok(None) => {
+                    progress::record_success(
+                        &*tx,
+                        claim.id,
+                        started_at,
+                        &TickerOutcome {
+                            inserted: 0,
+                            updated: 0,
+                            ..totals
+                        },
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    span.in_scope(|| {
+                        info!(
+                            inserted = totals.inserted,
+                            updated = totals.updated,
+                            skipped_bars = totals.skipped_bars,
+                            requests,
+                            elapsed_ms = clock.elapsed().as_millis() as u64,
+                            "ticker fetched"
+                        )
+                    });
+                    break TickerResult::Success(totals);
+                }
+                Err(e) => {
+                    let result = record_provider_error(&*tx, run, &claim, started_at, e)
+                        .instrument(span.clone())
+                        .await?;
+                    tx.commit().await?;
+                    break result;
+                }
+            };
+            requests += page.requests;
+            let stored = prices::upsert_bars(&*tx, &claim.symbol, &page.bars).await;
+            let counts = match stored {
+                Ok(counts) => counts,
+                // The database refused this ticker's rows (a constraint, a value its column
+                // cannot hold): the same write fails the same way every time, so the ticker
+                // fails for good, with the server's reason, and the batch carries on.
+                Err(e) if e.is_ticker_data_rejection() => {
+                    tx.rollback().await?;
+                    let tx = client.transaction().await?;
+                    progress::record_problem(
+                        &*tx,
+                        claim.id,
+                        started_at,
+                        TickerStatus::Failed,
+                        e.name(),
+                        &e.to_string(),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    span.in_scope(|| warn!(error_name = e.name(), error = %e, "ticker failed"));
+                    break TickerResult::Failed;
+                }
+                Err(e) => return Err(e),
+            };
+            let page_last = page.bars.iter().map(|b| b.ts).max();
+            totals.inserted += counts.inserted;
+            totals.updated += counts.updated;
+            totals.skipped_bars += i64::from(page.skipped);
+            totals.last_bar_at = totals.last_bar_at.max(page_last);
+            drop(page);
+            progress::record_page(
+                &*tx,
+                claim.id,
+                started_at,
+                counts.inserted,
+                counts.updated,
+                page_last,
+            )
+            .await?;
+            // The page and the cursor are durable together; a fetch interrupted from here on
+            // goes on after this page.
+            tx.commit().await?;
+            tx = client.transaction().await?;
+            if !progress::reclaim(&*tx, claim.id).await? {
+                break TickerResult::HandedOff;
+            }
+            // Past the deadline with pages left: stop here; each call stores at least a page,
+            // so even a tiny budget gets through a long range.
+            if !pages.done() && tokio::time::Instant::now() >= stop_at {
+                tx.commit().await?;
+                break TickerResult::Interrupted;
+            }
+        };
+        drop(pages);
+        Ok(Turn::Ticker(claim.symbol, result))
     }
 }
 
-/// Fetches one claimed ticker and records the result inside the claiming transaction.
-/// Transient provider faults and configuration errors are returned as errors: the transaction
-/// rolls back, the ticker stays claimable, and the state machine's Retry takes over.
-async fn fetch_one(
-    tx: &tokio_postgres::Transaction<'_>,
-    provider: &dyn PriceProvider,
+/// The next page, with transient faults retried here (the claim held), for at most `patience`
+/// and never past `stop_at`.
+async fn next_page(
+    pages: &mut (dyn BarPages + '_),
+    config: &Config,
+    patience: Duration,
+    stop_at: tokio::time::Instant,
+) -> Result<Option<crate::provider::FetchedBars>, ProviderError> {
+    let clock = StdInstant::now();
+    let mut faults = 0u32;
+    loop {
+        match pages.next_page().await {
+            Err(e) if e.is_transient() => {
+                faults += 1;
+                let wait = fault_backoff(config, faults, &mut rand::rng());
+                let patient = clock.elapsed() + wait <= patience
+                    && tokio::time::Instant::now() + wait < stop_at;
+                if !patient {
+                    return Err(e);
+                }
+                warn!(error_name = e.name(), error = %e, faults, retry_in_ms = wait.as_millis() as u64, "transient provider fault; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Records what a provider error means for a claimed ticker, inside the claiming transaction:
+/// a 429 stops the batch (`rate_limited`), a transient fault that outlasted the patience leaves
+/// it claimable with the reason, a ticker failure fails it; anything else (401/403, a base URL
+/// that cannot work) is the configuration's, returned as an error.
+async fn record_provider_error(
+    tx: &impl tokio_postgres::GenericClient,
     run: &RunRecord,
     claim: &Claim,
+    started_at: chrono::DateTime<Utc>,
+    e: ProviderError,
 ) -> Result<TickerResult, BackfillError> {
-    let started_at = Utc::now();
-    let clock = StdInstant::now();
-    match provider
-        .fetch_bars(&claim.symbol, &run.range, run.interval)
-        .await
-    {
-        Ok(fetched) => {
-            let counts = prices::upsert_bars(tx, &claim.symbol, &fetched.bars).await?;
-            let outcome = TickerOutcome {
-                inserted: counts.inserted,
-                updated: counts.updated,
-                skipped_bars: i64::from(fetched.skipped),
-                last_bar_at: fetched.bars.iter().map(|b| b.ts).max(),
-            };
-            progress::record_success(tx, claim.id, started_at, &outcome).await?;
-            info!(
-                bars = fetched.bars.len(),
-                inserted = counts.inserted,
-                updated = counts.updated,
-                skipped_bars = fetched.skipped,
-                requests = fetched.requests,
-                elapsed_ms = clock.elapsed().as_millis() as u64,
-                "ticker fetched"
-            );
-            Ok(TickerResult::Success(outcome))
-        }
-        Err(ProviderError::RateLimited { retry_after }) => {
+    match e {
+        ProviderError::RateLimited { retry_after } => {
             let message = match retry_after {
                 Some(wait) => format!(
                     "rate limited by {}; retry after {}s",
@@ -275,7 +490,13 @@ async fn fetch_one(
             );
             Ok(TickerResult::RateLimited(retry_after))
         }
-        Err(e) if e.is_ticker_failure() => {
+        e if e.is_transient() => {
+            // Still claimable: `pending` with the reason, for `backfill status`.
+            progress::record_fault(tx, claim.id, started_at, e.name(), &e.to_string()).await?;
+            warn!(error_name = e.name(), error = %e, "transient provider faults outlasted this invocation's patience");
+            Ok(TickerResult::Unavailable(e))
+        }
+        e if e.is_ticker_failure() => {
             progress::record_problem(
                 tx,
                 claim.id,
@@ -288,11 +509,21 @@ async fn fetch_one(
             warn!(error_name = e.name(), error = %e, "ticker failed");
             Ok(TickerResult::Failed)
         }
-        Err(e) => {
-            warn!(error_name = e.name(), error = %e, attempts = claim.attempts, "transient provider error");
+        e => {
+            warn!(error_name = e.name(), error = %e, "provider refused the request");
             Err(e.into())
         }
     }
+}
+
+/// Wait before another try after `faults` consecutive transient faults: exponential from the
+/// configured base, capped, with jitter in `[d/2, d]` so that parallel retries spread out.
+pub fn fault_backoff(config: &Config, faults: u32, rng: &mut impl Rng) -> Duration {
+    let base = config.fault_backoff_base.as_millis().max(1) as u64;
+    let cap = (config.fault_backoff_cap.as_millis() as u64).max(base);
+    let exponent = faults.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u64 << exponent).min(cap);
+    Duration::from_millis(rng.random_range(full.div_ceil(2)..=full).max(1))
 }
 
 /// Wait after a 429 that carried no `Retry-After`: exponential in the batch's streak of
@@ -320,6 +551,35 @@ mod tests {
             _ => None,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn fault_backoff_doubles_per_consecutive_fault_within_jitter_and_cap() {
+        let c = Config::from_lookup(|k| match k {
+            "DATABASE_URL" => Some("postgres://localhost/x".into()),
+            "FAULT_BACKOFF_BASE_MS" => Some("500".into()),
+            "FAULT_BACKOFF_CAP_SECONDS" => Some("4".into()),
+            _ => None,
+        })
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        for (faults, full) in [
+            (1, 500u64),
+            (2, 1000),
+            (3, 2000),
+            (4, 4000),
+            (5, 4000),
+            (40, 4000),
+        ] {
+            for _ in 0..50 {
+                let ms = fault_backoff(&c, faults, &mut rng).as_millis() as u64;
+                assert!(
+                    ms >= full.div_ceil(2) && ms <= full,
+                    "{faults} faults: {ms} ms not in [{}, {full}]",
+                    full.div_ceil(2)
+                );
+            }
+        }
     }
 
     #[test]

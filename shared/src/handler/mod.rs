@@ -3,6 +3,7 @@
 
 pub mod fetch_batch;
 pub mod finalize_run;
+pub mod payload;
 pub mod select_tickers;
 
 use std::sync::Arc;

@@ -100,6 +100,18 @@ impl RunRequest {
             (None, None) => defaults.start_date,
         };
         let range = DateRange::new(start, end)?;
+        let interval = input.interval.unwrap_or_default();
+        let provider = input.provider.unwrap_or(defaults.provider);
+        // The range rules of the run's provider, the default one included, before anything is
+        // written; the CLI applies this very parse before it starts an execution.
+        match provider {
+            crate::model::ProviderKind::Yahoo => {
+                crate::provider::yahoo::check_history(&range, interval, today)?
+            }
+            crate::model::ProviderKind::Polygon => {
+                crate::provider::polygon::check_history(&range, interval)?
+            }
+        }
         let batch_size = input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if !(1..=MAX_BATCH_SIZE).contains(&batch_size) {
             return Err(invalid(format!(
@@ -157,8 +169,8 @@ impl RunRequest {
         };
         Ok(Self {
             range,
-            interval: input.interval.unwrap_or_default(),
-            provider: input.provider.unwrap_or(defaults.provider),
+            interval,
+            provider,
             selection,
             batch_size: i32::try_from(batch_size).unwrap_or(i32::MAX),
         })
@@ -263,6 +275,7 @@ impl App {
                 selection: request.selection.clone(),
                 batch_size: request.batch_size,
                 execution_name: input.execution_name.clone(),
+                lease_execution: input.lease_execution.clone(),
             },
         )
         .await?;
@@ -322,6 +335,18 @@ impl App {
         let mut client = self.db().await?;
         let tx = client.transaction().await?;
         let run = runs::get_for_update(&*tx, &run_id).await?;
+        // One active execution per run: checked and taken under the row lock.
+        let take_over = input.take_over_lease.unwrap_or(false);
+        match (&input.lease_execution, &run.lease_execution) {
+            (Some(me), _) => runs::take_lease(&*tx, &run, me, take_over).await?,
+            (None, Some(holder)) if !take_over => {
+                return Err(BackfillError::RunBusy {
+                    run_id: run_id.to_string(),
+                    execution: holder.clone(),
+                })
+            }
+            (None, _) => {}
+        }
         let first = run.batch_count;
         // `ticker` may have changed since: settle the tickers to work on again against it.
         let candidates = progress::requeue_candidates(&*tx, &run_id, reprocess).await?;

@@ -9,6 +9,7 @@ pub mod yahoo;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::error::BackfillError;
 use crate::model::{Bar, DateRange, Interval, ProviderKind, Symbol};
@@ -42,9 +43,13 @@ pub enum ProviderError {
     /// The provider cannot serve this range for this interval (Yahoo 422, 1h older than 730 days).
     #[error("{0}")]
     RangeUnsupported(String),
-    /// A body that does not follow the provider's format.
+    /// A well-formed answer that breaks the provider's contract (missing arrays, another bar
+    /// size than asked): the same request gets the same answer, so the ticker fails.
     #[error("{0}")]
     MalformedResponse(String),
+    /// A body that is not complete JSON (cut short, a proxy's page): transient, retried.
+    #[error("{0}")]
+    Garbled(String),
 }
 
 impl ProviderError {
@@ -57,7 +62,16 @@ impl ProviderError {
             ProviderError::UnknownSymbol(_) => "UnknownSymbol",
             ProviderError::RangeUnsupported(_) => "RangeUnsupported",
             ProviderError::MalformedResponse(_) => "MalformedResponse",
+            ProviderError::Garbled(_) => "GarbledResponse",
         }
+    }
+
+    /// Whether another try may succeed: 5xx, timeouts, connection errors, garbled bodies.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Unavailable(_) | ProviderError::Garbled(_)
+        )
     }
 
     /// Whether this error fails only the ticker (the batch carries on).
@@ -80,8 +94,9 @@ impl From<ProviderError> for BackfillError {
             ProviderError::RangeUnsupported(m) | ProviderError::UnknownSymbol(m) => {
                 BackfillError::InvalidInput(m)
             }
-            // A garbled body is usually a proxy or outage page: worth a retry.
-            ProviderError::MalformedResponse(m) => BackfillError::ProviderUnavailable(m),
+            // Only reached where a ticker failure cannot be recorded.
+            ProviderError::MalformedResponse(m) => BackfillError::InvalidInput(m),
+            ProviderError::Garbled(m) => BackfillError::ProviderUnavailable(m),
         }
     }
 }
@@ -95,16 +110,49 @@ pub trait PriceProvider: Send + Sync {
     /// (Yahoo keeps 1h bars for 730 days only). Errors are `InvalidInput`.
     fn check_range(&self, range: &DateRange, interval: Interval) -> Result<(), BackfillError>;
 
-    /// Every bar of `symbol` in `range`, keyed the way every writer of `stock_price_history`
-    /// keys it, paced by the provider's rate limiter: intraday bars at their period start, those
-    /// starting within the range's days (UTC); daily bars at 00:00 of the trading day in the
-    /// exchange's time zone, those whose trading day is in the range.
+    /// A fetch of `symbol`'s bars in `range`, page by page, starting after `after` (the
+    /// ticker's cursor: the newest bar already stored), paced by the provider's rate limiter.
+    /// Bars are keyed the way every writer of `stock_price_history` keys them: intraday bars at
+    /// their period start, those starting within the range's days (UTC); daily bars at 00:00 of
+    /// the trading day in the exchange's time zone, those whose trading day is in the range.
+    fn pages<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        range: &'a DateRange,
+        interval: Interval,
+        after: Option<DateTime<Utc>>,
+    ) -> Box<dyn BarPages + 'a>;
+
+    /// Every bar of `symbol` in `range`, every page collected (for tools and tests; fetch-batch
+    /// stores page by page).
     async fn fetch_bars(
         &self,
         symbol: &Symbol,
         range: &DateRange,
         interval: Interval,
-    ) -> Result<FetchedBars, ProviderError>;
+    ) -> Result<FetchedBars, ProviderError> {
+        let mut pages = self.pages(symbol, range, interval, None);
+        let mut all = FetchedBars::default();
+        while let Some(page) = pages.next_page().await? {
+            all.bars.extend(page.bars);
+            all.skipped += page.skipped;
+            all.requests += page.requests;
+        }
+        all.bars.sort_by_key(|b| b.ts);
+        Ok(all)
+    }
+}
+
+/// One ticker's fetch, a page at a time: fetch-batch stores each page (with the ticker's cursor)
+/// before it asks for the next, so memory does not grow with the range.
+#[async_trait]
+pub trait BarPages: Send {
+    /// The next page (its bars sorted), or `None` when the range is exhausted. After an error,
+    /// asking again asks for the same page again.
+    async fn next_page(&mut self) -> Result<Option<FetchedBars>, ProviderError>;
+
+    /// Whether every page has been returned (the next `next_page` would be `None`).
+    fn done(&self) -> bool;
 }
 
 /// The HTTP client every adapter shares: rustls, a per-request timeout, connection reuse.

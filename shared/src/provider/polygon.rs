@@ -13,22 +13,25 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
 use super::http::{self, Answer};
 use super::pacing::Pacer;
-use super::{FetchedBars, PriceProvider, ProviderError};
+use super::{BarPages, FetchedBars, PriceProvider, ProviderError};
 use crate::config::Secret;
 use crate::error::BackfillError;
 use crate::model::{Bar, DateRange, Interval, ProviderKind, Symbol};
 
-/// Polygon's largest page.
-const PAGE_LIMIT: &str = "50000";
-/// Far more pages than any real range needs (50 000 bars each): a guard against a provider that
-/// keeps handing out `next_url`s.
+/// Results per page asked for. Each page is stored (with the ticker's cursor) before the next is
+/// asked for, so a page is the most a ticker holds in memory: 5,000 bars, about 2 MB with its
+/// body, whatever the range (Polygon allows up to 50,000; for intraday bars its `limit` counts
+/// the minute aggregates they are built from, so real hourly pages are smaller still).
+pub const PAGE_BARS: u32 = 5000;
+/// Far more pages than any real range needs (20 years of hourly bars is 17): a guard against a
+/// provider that keeps handing out `next_url`s.
 const MAX_PAGES: u32 = 1000;
 
 pub struct PolygonProvider {
@@ -61,12 +64,17 @@ impl PolygonProvider {
         symbol: &Symbol,
         range: &DateRange,
         interval: Interval,
+        after: Option<DateTime<Utc>>,
     ) -> Result<Url, ProviderError> {
         let timespan = match interval {
             Interval::Hour => "hour",
             Interval::Day => "day",
         };
-        let from_ms = range.start_instant().timestamp_millis();
+        // From the cursor on (the bars up to it are stored), else from the range's first day.
+        let from_ms = after
+            .map(|t| t.timestamp_millis() + 1)
+            .unwrap_or(i64::MIN)
+            .max(range.start_instant().timestamp_millis());
         // Polygon's millisecond bounds are inclusive: stop one millisecond before the next day.
         let to_ms = range.end_exclusive_instant().timestamp_millis() - 1;
         let mut url = self.base_url.clone();
@@ -87,7 +95,7 @@ impl PolygonProvider {
         url.query_pairs_mut()
             .append_pair("adjusted", "true")
             .append_pair("sort", "asc")
-            .append_pair("limit", PAGE_LIMIT);
+            .append_pair("limit", &PAGE_BARS.to_string());
         Ok(url)
     }
 
@@ -146,79 +154,159 @@ impl PolygonProvider {
             ProviderError::MalformedResponse(m) => {
                 ProviderError::MalformedResponse(self.redact(&m))
             }
+            ProviderError::Garbled(m) => ProviderError::Garbled(self.redact(&m)),
             rate_limited @ ProviderError::RateLimited { .. } => rate_limited,
         }
     }
 
-    async fn fetch_pages(
+    /// One aggregates page: its bars in `range`, sorted, and the next page's URL.
+    async fn fetch_page(
         &self,
+        url: &Url,
         symbol: &Symbol,
         range: &DateRange,
         interval: Interval,
-    ) -> Result<FetchedBars, ProviderError> {
+    ) -> Result<(FetchedBars, Option<Url>), ProviderError> {
         let (from, to) = (range.start_instant(), range.end_exclusive_instant());
-        let mut fetched = FetchedBars::default();
-        let mut seen = HashSet::new();
-        let mut next = Some(self.first_url(symbol, range, interval)?);
-        while let Some(url) = next.take() {
-            if !seen.insert(url.to_string()) || fetched.requests >= MAX_PAGES {
-                return Err(ProviderError::MalformedResponse(format!(
-                    "polygon kept paging {symbol} after {} pages (next_url repeats or never ends)",
-                    fetched.requests
-                )));
+        let mut fetched = FetchedBars {
+            requests: 1,
+            ..FetchedBars::default()
+        };
+        self.pacer.acquire().await;
+        let request = self.http.get(self.with_key(url));
+        let Answer {
+            status,
+            retry_after,
+            body,
+        } = http::send(request, "polygon", symbol).await?;
+        let page = interpret(status, retry_after, &body, symbol);
+        // The body can be megabytes: gone before the bars are built.
+        drop(body);
+        tracing::debug!(
+            provider = "polygon",
+            symbol = %symbol,
+            interval = %interval,
+            status = status.as_u16(),
+            bars = page.as_ref().map_or(0, |p| p.results.as_ref().map_or(0, Vec::len)),
+            "polygon aggregates request"
+        );
+        let page = page?;
+        for agg in page.results.unwrap_or_default() {
+            let ts = DateTime::from_timestamp_millis(agg.t).ok_or_else(|| {
+                ProviderError::MalformedResponse(format!(
+                    "polygon sent a bar for {symbol} with timestamp {} out of range",
+                    agg.t
+                ))
+            })?;
+            // Bars outside the requested window are not ours to store.
+            if ts < from || ts >= to {
+                continue;
             }
-            self.pacer.acquire().await;
-            fetched.requests += 1;
-            let request = self.http.get(self.with_key(&url));
-            let Answer {
-                status,
-                retry_after,
-                body,
-            } = http::send(request, "polygon", symbol).await?;
-            let page = interpret(status, retry_after, &body, symbol);
-            tracing::debug!(
-                provider = "polygon",
-                symbol = %symbol,
-                interval = %interval,
-                page = fetched.requests,
-                status = status.as_u16(),
-                bars = page.as_ref().map_or(0, |p| p.results.as_ref().map_or(0, Vec::len)),
-                "polygon aggregates request"
-            );
-            let page = page?;
-            for agg in page.results.unwrap_or_default() {
-                let ts = DateTime::from_timestamp_millis(agg.t).ok_or_else(|| {
-                    ProviderError::MalformedResponse(format!(
-                        "polygon sent a bar for {symbol} with timestamp {} out of range",
-                        agg.t
-                    ))
-                })?;
-                // Bars outside the requested window are not ours to store.
-                if ts < from || ts >= to {
-                    continue;
-                }
-                let volume = agg.v.filter(|v| v.is_finite()).map(|v| v.round() as i64);
-                match (agg.o, agg.h, agg.l, agg.c, volume) {
-                    (Some(o), Some(h), Some(l), Some(c), Some(v)) => fetched.bars.push(Bar {
-                        ts,
-                        open: Some(o),
-                        high: Some(h),
-                        low: Some(l),
-                        close: c,
-                        volume: Some(v),
-                    }),
-                    _ => fetched.skipped += 1,
-                }
+            let volume = agg.v.filter(|v| v.is_finite()).map(|v| v.round() as i64);
+            match (agg.o, agg.h, agg.l, agg.c, volume) {
+                (Some(o), Some(h), Some(l), Some(c), Some(v)) => fetched.bars.push(Bar {
+                    ts,
+                    open: Some(o),
+                    high: Some(h),
+                    low: Some(l),
+                    close: c,
+                    volume: Some(v),
+                }),
+                _ => fetched.skipped += 1,
             }
-            next = page
-                .next_url
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| self.next_page_url(&n))
-                .transpose()?;
         }
         fetched.bars.sort_by_key(|b| b.ts);
-        Ok(fetched)
+        let next = page
+            .next_url
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| self.next_page_url(&n))
+            .transpose()?;
+        Ok((fetched, next))
     }
+}
+
+/// A Polygon fetch page by page, following `next_url`.
+struct PolygonPages<'a> {
+    provider: &'a PolygonProvider,
+    symbol: &'a Symbol,
+    range: &'a DateRange,
+    interval: Interval,
+    /// The page to ask for next; `None` once the last page was returned.
+    next: Option<Result<Url, ProviderError>>,
+    seen: HashSet<String>,
+    pages: u32,
+}
+
+#[async_trait]
+impl BarPages for PolygonPages<'_> {
+    async fn next_page(&mut self) -> Result<Option<FetchedBars>, ProviderError> {
+        let url = match self.next.take() {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(self.provider.redact_error(e)),
+            Some(Ok(url)) => url,
+        };
+        if self.seen.contains(url.as_str()) || self.pages >= MAX_PAGES {
+            return Err(ProviderError::MalformedResponse(format!(
+                "polygon kept paging {} after {} pages (next_url repeats or never ends)",
+                self.symbol, self.pages
+            )));
+        }
+        match self
+            .provider
+            .fetch_page(&url, self.symbol, self.range, self.interval)
+            .await
+        {
+            Ok((page, next)) => {
+                self.seen.insert(url.to_string());
+                self.pages += 1;
+                self.next = next.map(Ok);
+                Ok(Some(page))
+            }
+            Err(e) => {
+                // Asked again, the same page is fetched again.
+                self.next = Some(Ok(url));
+                Err(self.provider.redact_error(e))
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.next.is_none()
+    }
+}
+
+/// The first day of Polygon's US stock aggregates, on any plan: 2003-09-10.
+///
+/// Polygon documents its history per plan, not as one date (the free Basic plan reaches about
+/// two years back, paid plans further; beyond its plan a key is refused by the API itself, which
+/// only the key can tell). The earliest data any plan serves is where Polygon's own archive
+/// starts:
+/// - its flat files of minute aggregates (`us_stocks_sip/minute_aggs_v1` on files.polygon.io)
+///   begin on 2003-09-10 (the first day fetched by the public project
+///   shinathan/polygon.io-stock-database, `START_DATE = date(2003, 9, 10)`);
+/// - the aggregates endpoint answers a range that starts earlier with bars from 2003-10-01 on
+///   (polygon-io/issues#100, 2020: "the erroneous data starts at 2003-10-01" for a range from
+///   2011; alpacahq/alpaca-trade-api-python#361, 2021: AAPL day bars asked from 1900-01-01 begin
+///   on 2003-10-01).
+///
+/// The earlier of the two is taken, so that no bar Polygon holds is refused.
+pub const FIRST_DATA_DATE: chrono::NaiveDate =
+    chrono::NaiveDate::from_ymd_opt(2003, 9, 10).expect("a valid date");
+
+/// Every range rule of Polygon's, for either interval: nothing before [`FIRST_DATA_DATE`]
+/// (which also keeps the 1970 rule). The one definition: `check_range`, select-tickers and the
+/// CLI all apply this.
+pub fn check_history(range: &DateRange, _interval: Interval) -> Result<(), BackfillError> {
+    crate::model::check_not_before_epoch(range)?;
+    if range.start() >= FIRST_DATA_DATE {
+        return Ok(());
+    }
+    Err(BackfillError::InvalidInput(format!(
+        "Polygon has no stock aggregates before {FIRST_DATA_DATE} (the oldest data of any plan; \
+         smaller plans reach back less far), and start_date {} is older: use a start_date on or \
+         after {FIRST_DATA_DATE}",
+        range.start()
+    )))
 }
 
 #[async_trait]
@@ -227,20 +315,28 @@ impl PriceProvider for PolygonProvider {
         ProviderKind::Polygon
     }
 
-    /// How deep Polygon's history goes depends on the plan; the API says so when asked.
-    fn check_range(&self, _range: &DateRange, _interval: Interval) -> Result<(), BackfillError> {
-        Ok(())
+    /// The history every plan lacks is refused here; how deep a key's own plan reaches, the API
+    /// says when asked.
+    fn check_range(&self, range: &DateRange, interval: Interval) -> Result<(), BackfillError> {
+        check_history(range, interval)
     }
 
-    async fn fetch_bars(
-        &self,
-        symbol: &Symbol,
-        range: &DateRange,
+    fn pages<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        range: &'a DateRange,
         interval: Interval,
-    ) -> Result<FetchedBars, ProviderError> {
-        self.fetch_pages(symbol, range, interval)
-            .await
-            .map_err(|e| self.redact_error(e))
+        after: Option<DateTime<Utc>>,
+    ) -> Box<dyn BarPages + 'a> {
+        Box::new(PolygonPages {
+            provider: self,
+            symbol,
+            range,
+            interval,
+            next: Some(self.first_url(symbol, range, interval, after)),
+            seen: HashSet::new(),
+            pages: 0,
+        })
     }
 }
 
@@ -298,9 +394,16 @@ fn interpret(
     match status {
         StatusCode::OK => {
             let page: Page = serde_json::from_str(body).map_err(|e| {
-                ProviderError::MalformedResponse(format!(
-                    "polygon sent aggregates for {symbol} that cannot be read: not aggregates JSON ({e})"
-                ))
+                // Cut or garbled: worth another try; well-formed but not aggregates: permanent.
+                if e.is_syntax() || e.is_eof() {
+                    ProviderError::Garbled(format!(
+                        "polygon sent aggregates for {symbol} that are not complete JSON ({e})"
+                    ))
+                } else {
+                    ProviderError::MalformedResponse(format!(
+                        "polygon sent aggregates for {symbol} that cannot be read: not aggregates JSON ({e})"
+                    ))
+                }
             })?;
             match page.status.as_str() {
                 // DELAYED: a plan with delayed data; the bars are as good for history.
@@ -362,11 +465,16 @@ mod tests {
         let range =
             DateRange::new("2026-03-09".parse().unwrap(), "2026-03-11".parse().unwrap()).unwrap();
         let url = provider("http://h")
-            .first_url(&Symbol::parse("BRK.B").unwrap(), &range, Interval::Hour)
+            .first_url(
+                &Symbol::parse("BRK.B").unwrap(),
+                &range,
+                Interval::Hour,
+                None,
+            )
             .unwrap();
         assert_eq!(
             url.as_str(),
-            "http://h/v2/aggs/ticker/BRK.B/range/1/hour/1773014400000/1773273599999?adjusted=true&sort=asc&limit=50000"
+            "http://h/v2/aggs/ticker/BRK.B/range/1/hour/1773014400000/1773273599999?adjusted=true&sort=asc&limit=5000"
         );
     }
 

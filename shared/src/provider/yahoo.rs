@@ -35,7 +35,7 @@ use url::Url;
 
 use super::http::{self, Answer};
 use super::pacing::Pacer;
-use super::{FetchedBars, PriceProvider, ProviderError};
+use super::{BarPages, FetchedBars, PriceProvider, ProviderError};
 use crate::error::BackfillError;
 use crate::model::{today_utc, Bar, DateRange, Interval, ProviderKind, Symbol};
 
@@ -169,6 +169,18 @@ pub fn check_hourly_history(
     )))
 }
 
+/// Every range rule of Yahoo's, against `today` (UTC): nothing before 1970
+/// ([`crate::model::check_not_before_epoch`]), and 1h no older than [`HOURLY_HISTORY_DAYS`].
+/// The one definition: `check_range`, select-tickers and the CLI all apply this.
+pub fn check_history(
+    range: &DateRange,
+    interval: Interval,
+    today: NaiveDate,
+) -> Result<(), BackfillError> {
+    crate::model::check_not_before_epoch(range)?;
+    check_hourly_history(range, interval, today)
+}
+
 #[async_trait]
 impl PriceProvider for YahooProvider {
     fn kind(&self) -> ProviderKind {
@@ -176,10 +188,66 @@ impl PriceProvider for YahooProvider {
     }
 
     fn check_range(&self, range: &DateRange, interval: Interval) -> Result<(), BackfillError> {
-        check_hourly_history(range, interval, today_utc())
+        check_history(range, interval, today_utc())
     }
 
-    async fn fetch_bars(
+    fn pages<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        range: &'a DateRange,
+        interval: Interval,
+        after: Option<DateTime<Utc>>,
+    ) -> Box<dyn BarPages + 'a> {
+        // From the cursor's day on: the bars up to the cursor are stored (asking for that day
+        // again costs nothing, the store keeps one row per key).
+        let rest = match after {
+            None => Some(*range),
+            Some(cursor) => {
+                let from = cursor.date_naive().max(range.start());
+                DateRange::new(from, range.end()).ok()
+            }
+        };
+        Box::new(YahooPages {
+            provider: self,
+            symbol,
+            interval,
+            rest,
+        })
+    }
+}
+
+/// A Yahoo fetch: one chart request for the whole range (Yahoo does not page; its longest
+/// answer, decades of daily bars, is a few thousand bars).
+struct YahooPages<'a> {
+    provider: &'a YahooProvider,
+    symbol: &'a Symbol,
+    interval: Interval,
+    /// What is left to ask for; `None` once the chart was returned.
+    rest: Option<DateRange>,
+}
+
+#[async_trait]
+impl BarPages for YahooPages<'_> {
+    async fn next_page(&mut self) -> Result<Option<FetchedBars>, ProviderError> {
+        let Some(range) = self.rest else {
+            return Ok(None);
+        };
+        let page = self
+            .provider
+            .chart(self.symbol, &range, self.interval)
+            .await?;
+        self.rest = None;
+        Ok(Some(page))
+    }
+
+    fn done(&self) -> bool {
+        self.rest.is_none()
+    }
+}
+
+impl YahooProvider {
+    /// One ranged chart request.
+    async fn chart(
         &self,
         symbol: &Symbol,
         range: &DateRange,
@@ -258,6 +326,9 @@ fn interpret(
                 )),
                 ChartProblem::Malformed(detail) => ProviderError::MalformedResponse(format!(
                     "yahoo sent a chart for {symbol} that cannot be read: {detail}"
+                )),
+                ChartProblem::Garbled(detail) => ProviderError::Garbled(format!(
+                    "yahoo sent a chart for {symbol} that is not complete JSON: {detail}"
                 )),
             })?;
             Ok((
@@ -414,6 +485,8 @@ enum ChartProblem {
         sent: String,
     },
     Malformed(String),
+    /// The body is not complete JSON.
+    Garbled(String),
 }
 
 /// What [`parse_chart`] changed about Yahoo's bars, for the fetch's log line.
@@ -480,8 +553,15 @@ fn parse_chart(
     range: &DateRange,
     interval: Interval,
 ) -> Result<ParsedChart, ChartProblem> {
-    let envelope: ChartEnvelope = serde_json::from_str(body)
-        .map_err(|e| ChartProblem::Malformed(format!("not chart JSON ({e})")))?;
+    let envelope: ChartEnvelope = serde_json::from_str(body).map_err(|e| {
+        // A cut or garbled body (a proxy's error page, a dropped connection) is worth another
+        // try; well-formed JSON that is not a chart breaks the contract.
+        if e.is_syntax() || e.is_eof() {
+            ChartProblem::Garbled(e.to_string())
+        } else {
+            ChartProblem::Malformed(format!("not chart JSON ({e})"))
+        }
+    })?;
     let result = match (envelope.chart.result, envelope.chart.error) {
         (_, Some(e)) if e.code == "Not Found" => return Err(ChartProblem::Unknown(e.description)),
         (_, Some(e)) => {

@@ -94,6 +94,7 @@ impl Env {
                 FetchBatchInput {
                     run_id: run_id.clone(),
                     batch,
+                    lease_execution: None,
                 },
                 stop_at,
             )

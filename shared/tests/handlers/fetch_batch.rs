@@ -391,48 +391,137 @@ async fn an_unknown_symbol_fails_only_that_ticker_with_a_readable_reason() {
     );
 }
 
+/// Short patience so that faults that never recover end the invocation quickly.
+const IMPATIENT: [(&str, &str); 3] = [
+    ("FAULT_PATIENCE_SECONDS", "1"),
+    ("FAULT_BACKOFF_BASE_MS", "50"),
+    ("FAULT_BACKOFF_CAP_SECONDS", "1"),
+];
+
+fn knobs(patch: serde_json::Value) -> Knobs {
+    Knobs::default().merged(&patch).unwrap()
+}
+
 #[tokio::test]
-async fn a_malformed_body_fails_the_ticker_not_the_batch() {
-    let env = env_with(
-        Knobs {
-            malformed_symbols: ["MSFT".to_string()].into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
+async fn a_well_formed_answer_that_breaks_the_contract_fails_the_ticker_not_the_batch() {
+    // MSFT's chart comes back as 3-month bars where 1h was asked: complete JSON, wrong answer.
+    let env = env_with(knobs(json!({"coarse_symbols": ["MSFT"]})), &IMPATIENT).await;
     let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
     let out = env.fetch_ok(&run.run_id, 0).await;
     assert_eq!(
         (out.status, out.success, out.failed),
         (BatchStatus::Done, 1, 1)
     );
-    let client = env.client().await;
-    let rows = db::progress::list(&client, &run.run_id).await.unwrap();
+    let rows = db::progress::list(&env.client().await, &run.run_id)
+        .await
+        .unwrap();
     assert_eq!(rows[1].error_name.as_deref(), Some("MalformedResponse"));
+    assert_eq!(
+        env.yahoo_requests("MSFT"),
+        1,
+        "a wrong answer is not asked again"
+    );
 }
 
 #[tokio::test]
-async fn a_provider_5xx_is_provider_unavailable_and_keeps_committed_tickers() {
-    // Requests: AAPL ok, MSFT 503.
-    let env = env_with(
-        Knobs {
-            fail_every_nth: Some(2),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
-    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
-    let err = env.fetch(&run.run_id, 0).await.unwrap_err();
-    assert_eq!(error_type(err), "ProviderUnavailable");
+async fn truncated_bodies_and_5xx_that_recover_are_retried_and_every_ticker_is_stored() {
+    for fault in [
+        json!({"fail_every_nth": 2, "fail_kind": "truncated"}),
+        json!({"fail_every_nth": 2, "fail_kind": "status"}),
+    ] {
+        let env = env_with(knobs(fault.clone()), &IMPATIENT).await;
+        let symbols = ["AAPL", "AMZN", "MSFT", "NVDA"];
+        let run = env.select_ok(explicit(&symbols)).await;
+        let out = env.fetch_ok(&run.run_id, 0).await;
+        assert_eq!(
+            (out.status, out.success, out.failed),
+            (BatchStatus::Done, 4, 0),
+            "{fault}"
+        );
+        for symbol in symbols {
+            assert_stored_equals_truth(
+                &env,
+                Provider::Yahoo,
+                market_sim::Interval::Hour,
+                symbol,
+                "2026-03-09",
+                "2026-03-11",
+            )
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fault_that_outlasts_the_patience_commits_progress_and_asks_to_wait() {
+    // MSFT's body is always cut short: garbled, so retried, but it never recovers.
+    let env = env_with(knobs(json!({"malformed_symbols": ["MSFT"]})), &IMPATIENT).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT", "NVDA"])).await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(out.status, BatchStatus::Unavailable);
+    assert!(out.retry_after_seconds.is_some_and(|s| s >= 1), "{out:?}");
     assert_eq!(
         env.progress_status(&run.run_id).await,
         [
             ("AAPL".to_string(), "success".to_string()),
+            ("MSFT".into(), "pending".into()),
+            ("NVDA".into(), "success".into())
+        ],
+        "one ticker's trouble does not hold the others back; MSFT stays claimable"
+    );
+    let rows = db::progress::list(&env.client().await, &run.run_id)
+        .await
+        .unwrap();
+    assert_eq!(rows[1].error_name.as_deref(), Some("GarbledResponse"));
+    assert!(
+        env.yahoo_requests("MSFT") >= 2,
+        "retried within the invocation"
+    );
+
+    // Once the provider recovers, the next call finishes the batch.
+    env.sim.set_knobs(Knobs::default());
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!((out.status, out.success), (BatchStatus::Done, 3));
+}
+
+#[tokio::test]
+async fn a_provider_wide_outage_stops_the_invocation_after_two_tickers() {
+    let env = env_with(knobs(json!({"fail_every_nth": 1})), &IMPATIENT).await;
+    let symbols = ["A", "B", "C", "D", "E", "F"];
+    let run = env.select_ok(explicit(&symbols)).await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(out.status, BatchStatus::Unavailable);
+    assert_eq!(
+        out.attempted, 2,
+        "the second faulted ticker in a row ends the call: {out:?}"
+    );
+    assert!(out.retry_after_seconds.is_some());
+}
+
+#[tokio::test]
+async fn a_batch_without_progress_for_the_timeout_is_stalled_with_its_reason() {
+    let mut extra = IMPATIENT.to_vec();
+    extra.push(("NO_PROGRESS_TIMEOUT_SECONDS", "0"));
+    let env = env_with(knobs(json!({"fail_every_nth": 1})), &extra).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    let out = env.fetch_ok(&run.run_id, 0).await;
+    assert_eq!(out.status, BatchStatus::Stalled);
+    assert_eq!(out.retry_after_seconds, None);
+    let problems = db::batches::problems(&env.client().await, &run.run_id)
+        .await
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].last_status, "stalled");
+    assert_eq!(problems[0].error_name.as_deref(), Some("NoProgress"));
+    let message = problems[0].message.as_deref().unwrap_or_default();
+    assert!(message.contains("ProviderUnavailable"), "{message}");
+    assert_eq!(
+        env.progress_status(&run.run_id).await,
+        [
+            ("AAPL".to_string(), "pending".to_string()),
             ("MSFT".into(), "pending".into())
         ],
-        "the ticker in flight rolls back and stays claimable for the retry"
+        "the tickers stay claimable for a resume"
     );
 }
 
@@ -464,6 +553,7 @@ async fn a_tiny_budget_returns_partial_after_one_ticker_until_done() {
                 FetchBatchInput {
                     run_id: run.run_id.clone(),
                     batch: 0,
+                    lease_execution: None,
                 },
                 past,
             )
@@ -580,6 +670,7 @@ async fn tickers_held_by_another_invocation_are_waited_for_not_refetched() {
             FetchBatchInput {
                 run_id: run.run_id.clone(),
                 batch: 0,
+                lease_execution: None,
             },
             stop_at,
         )
@@ -594,4 +685,81 @@ async fn tickers_held_by_another_invocation_are_waited_for_not_refetched() {
     tx.rollback().await.unwrap();
     let out = env.fetch_ok(&run.run_id, 0).await;
     assert_eq!((out.status, out.attempted), (BatchStatus::Done, 1));
+}
+
+/// A long range is stored page by page with the ticker's cursor committed alongside: a call
+/// whose deadline passes stops after a page, and the next call goes on after the cursor, never
+/// asking for a stored page again.
+#[tokio::test]
+async fn an_interrupted_ticker_goes_on_from_its_cursor_page_by_page() {
+    let env = env_with(knobs(json!({"polygon_page_size": 20})), &[]).await;
+    let run = env
+        .select_ok(json!({"symbols": ["AAPL"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
+        .await;
+    let past = tokio::time::Instant::now();
+    let mut statuses = Vec::new();
+    let mut cursors = Vec::new();
+    for _ in 0..3 {
+        let out = env
+            .app
+            .fetch(
+                FetchBatchInput {
+                    run_id: run.run_id.clone(),
+                    batch: 0,
+                    lease_execution: None,
+                },
+                past,
+            )
+            .await
+            .unwrap();
+        statuses.push(out.status);
+        let cursor: Option<chrono::DateTime<chrono::Utc>> = env
+            .client()
+            .await
+            .query_one(
+                "SELECT last_bar_at FROM backfill_progress WHERE run_id = $1",
+                &[&run.run_id.as_str()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        cursors.push(cursor);
+    }
+    assert_eq!(
+        statuses,
+        [
+            BatchStatus::Partial,
+            BatchStatus::Partial,
+            BatchStatus::Done
+        ]
+    );
+    let truth = env.sim.ground_truth(
+        Provider::Polygon,
+        "AAPL",
+        market_sim::Interval::Hour,
+        date("2026-03-09"),
+        date("2026-03-11"),
+    );
+    assert_eq!(truth.len(), 48);
+    assert_eq!(
+        cursors,
+        [Some(truth[19].ts), Some(truth[39].ts), Some(truth[47].ts)],
+        "the cursor moves a page at a time"
+    );
+    assert_eq!(
+        env.sim.request_count("/v2/aggs/ticker/AAPL", None),
+        3,
+        "no page was asked for twice"
+    );
+    let n = assert_stored_equals_truth(
+        &env,
+        Provider::Polygon,
+        market_sim::Interval::Hour,
+        "AAPL",
+        "2026-03-09",
+        "2026-03-11",
+    )
+    .await;
+    assert_eq!(n, 48);
+    assert_eq!(env.progress_inserted(&run.run_id).await, 48);
 }

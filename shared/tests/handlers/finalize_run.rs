@@ -66,6 +66,7 @@ async fn failed_tickers_make_the_run_completed_with_failures_and_are_listed() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            lease_execution: None,
             batch_results: None,
         })
         .await
@@ -93,6 +94,7 @@ async fn rate_limited_tickers_leave_the_run_incomplete_for_a_later_resume() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            lease_execution: None,
             batch_results: None,
         })
         .await
@@ -112,6 +114,7 @@ async fn rate_limited_tickers_leave_the_run_incomplete_for_a_later_resume() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            lease_execution: None,
             batch_results: None,
         })
         .await
@@ -142,6 +145,7 @@ async fn errors_are_capped_at_one_hundred() {
         .app
         .finalize(shared::contract::FinalizeRunInput {
             run_id: run.run_id.clone(),
+            lease_execution: None,
             batch_results: None,
         })
         .await
@@ -213,4 +217,96 @@ async fn a_map_failure_object_instead_of_outcomes_is_tolerated() {
         .unwrap();
     assert_eq!((out.status, out.pending), (RunStatus::Incomplete, 1));
     assert!(out.failed_batches.is_empty());
+}
+
+/// A finished run's summary stands: finalize-run again, even with invented outcomes, changes
+/// nothing (a retried FinalizeRun, or one invoked by hand).
+#[tokio::test]
+async fn finalize_on_a_finished_run_changes_nothing() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    env.fetch_ok(&run.run_id, 0).await;
+    let first = env
+        .app
+        .finalize(shared::contract::FinalizeRunInput {
+            run_id: run.run_id.clone(),
+            lease_execution: None,
+            batch_results: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Succeeded);
+    let stored = |env: &Env| {
+        let run_id = run.run_id.clone();
+        let url = env.db.url();
+        async move {
+            let client = shared::db::ConnectionSettings::connect(
+                &shared::db::parse_url(&url, &Default::default()).unwrap(),
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            let row = client
+                .query_one(
+                    "SELECT status, summary::text, finished_at FROM backfill_run WHERE run_id = $1",
+                    &[&run_id.as_str()],
+                )
+                .await
+                .unwrap();
+            let batches: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM backfill_batch WHERE run_id = $1 AND last_status = 'failed'",
+                    &[&run_id.as_str()],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                row.get::<_, chrono::DateTime<chrono::Utc>>(2),
+                batches,
+            )
+        }
+    };
+    let before = stored(&env).await;
+
+    let again = env
+        .app
+        .finalize(shared::contract::FinalizeRunInput {
+            run_id: run.run_id.clone(),
+            lease_execution: None,
+            batch_results: Some(serde_json::json!([
+                {"batch": 0, "outcome": "failed", "error": "Invented"},
+                {"batch": 7, "outcome": "failed", "error": "Invented"}
+            ])),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(stored(&env).await, before);
+}
+
+/// An execution whose lease was taken over does not close the run the new one works on.
+#[tokio::test]
+async fn finalize_by_an_execution_without_the_lease_leaves_the_run_open() {
+    let env = env(&[]).await;
+    let mut payload = explicit(&["AAPL"]);
+    payload["lease_execution"] = serde_json::json!("exec-a");
+    let run = env.select_ok(payload).await;
+    let out = env
+        .app
+        .finalize(shared::contract::FinalizeRunInput {
+            run_id: run.run_id.clone(),
+            lease_execution: Some("exec-b".into()),
+            batch_results: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Running);
+    let stored = shared::db::runs::get(&env.client().await, &run.run_id)
+        .await
+        .unwrap();
+    assert_eq!(stored.status, RunStatus::Running);
+    assert_eq!(stored.lease_execution.as_deref(), Some("exec-a"));
 }

@@ -416,3 +416,50 @@ async fn mentions_within_days_counts_only_recent_mentions_like_the_original_test
         }
     );
 }
+
+/// One active execution per run: the execution creating a run holds its lease; a resume from
+/// another execution is `RunBusy` (writing nothing) unless it takes the lease over; a fetch from
+/// an execution that lost the lease stops.
+#[tokio::test]
+async fn a_run_held_by_one_execution_is_refused_to_another() {
+    let env = env(&[]).await;
+    let mut payload = explicit(&["AAPL", "MSFT"]);
+    payload["lease_execution"] = json!("exec-a");
+    let run = env.select_ok(payload).await;
+    let before = env.written_rows().await;
+
+    let err = env
+        .select(json!({"run_id": run.run_id.as_str(), "lease_execution": "exec-b"}))
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(err), "RunBusy");
+    assert_eq!(env.written_rows().await, before);
+    let err = env
+        .select(json!({"run_id": run.run_id.as_str()}))
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(err), "RunBusy");
+
+    let taken = env
+        .select(json!({"run_id": run.run_id.as_str(), "lease_execution": "exec-b", "take_over_lease": true}))
+        .await
+        .unwrap();
+    let stale = env
+        .app
+        .fetch(
+            shared::contract::FetchBatchInput {
+                run_id: run.run_id.clone(),
+                batch: taken.batches[0].batch,
+                lease_execution: Some("exec-a".into()),
+            },
+            tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error_type(stale), "RunBusy");
+    assert_eq!(
+        env.yahoo_requests("AAPL"),
+        0,
+        "the stale execution fetched nothing"
+    );
+}

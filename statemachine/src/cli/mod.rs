@@ -3,6 +3,7 @@
 //! Output goes to stdout (run ids, reports, JSON); progress, hints and errors go to stderr.
 
 mod follow;
+mod lease;
 mod migrate;
 mod plan;
 mod render;
@@ -129,6 +130,10 @@ pub struct ResumeArgs {
     /// Add the run's symbols that the `ticker` table lacks to it (see `start --register-tickers`).
     #[arg(long)]
     pub register_tickers: bool,
+    /// Take the run's lease over from the execution holding it when this cannot tell whether
+    /// that execution still runs (an execution seen running is never taken over).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub execution: ExecutionArgs,
     /// Follow the execution with a progress bar until it ends, then print the summary.
@@ -214,9 +219,9 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             let arn = require_arn(arn)?;
             let (prepared, db) = resume::check_run(prepared).await?;
             let executions = SfnExecutions::from_env().await?;
-            resume::run(&executions, &arn, prepared, db, args.wait).await
+            resume::run(&executions, &arn, prepared, db, args.wait, args.force).await
         }
-        Command::Status(args) => status::run(&args).await,
+        Command::Status(args) => status::run(&args, arn.as_deref()).await,
         Command::Plan(args) => plan::run(&args).await,
         Command::Migrate => migrate::run().await,
         Command::Verify(args) => verify::run(&args).await,

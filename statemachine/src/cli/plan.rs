@@ -24,12 +24,13 @@ pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
 /// Step Functions' cap on one execution's history.
 pub const HISTORY_EVENTS_QUOTA: i64 = 25_000;
 /// Polygon aggregates: bars per page (`limit`).
-pub const POLYGON_PAGE_BARS: i64 = 50_000;
-/// Parent execution, measured on the local stack: ExecutionStarted, SelectTickers (5), the
+pub const POLYGON_PAGE_BARS: i64 = shared::provider::polygon::PAGE_BARS as i64;
+/// Parent execution, measured on the local stack (34): ExecutionStarted, the input's way to
+/// SelectTickers (PrepareSelection, IsTheInputAnObject, WithLease: 2 each), SelectTickers (5), the
 /// AnyBatches Choice (2), PlanLanes (2), the Distributed Map over lanes (MapStateEntered,
 /// MapRunStarted, MapRunSucceeded, MapStateExited), CollectBatchResults (2), FinalizeRun (5), the
 /// final Choice (2), the end (2), ExecutionSucceeded.
-pub const PARENT_EVENTS: i64 = 28;
+pub const PARENT_EVENTS: i64 = 34;
 /// A lane's child execution (it runs its batches one after another as a nested map run).
 pub const LANE_EVENTS: i64 = 8;
 /// Child execution (one batch): ExecutionStarted + the closing Pass (2) + ExecutionSucceeded.
@@ -471,13 +472,14 @@ mod tests {
         let defaults =
             defaults_from(|k| (k == "PROVIDER_REQUESTS_PER_MINUTE").then(|| "60".into())).unwrap();
         let mut v = valid(ProviderKind::Polygon, Interval::Hour, 50);
+        v.request.range = DateRange::new(date("2019-09-02"), date("2019-12-31")).unwrap();
+        let p = compute(&v, &defaults, true, &symbols(2), &run_id());
+        // 87 weekdays × 16 bars = 1,392: one page of 5,000.
+        assert_eq!(p.provider_calls.per_ticker, 1);
         v.request.range = DateRange::new(date("2010-01-01"), date("2019-12-31")).unwrap();
         let p = compute(&v, &defaults, true, &symbols(2), &run_id());
-        // 2609 weekdays × 16 bars = 41,744: one page; 10 years is still under 50,000.
-        assert_eq!(p.provider_calls.per_ticker, 1);
-        v.request.range = DateRange::new(date("2000-01-01"), date("2019-12-31")).unwrap();
-        let p = compute(&v, &defaults, true, &symbols(2), &run_id());
-        assert_eq!(p.provider_calls.per_ticker, 2);
+        // 2609 weekdays × 16 bars = 41,744: 9 pages of 5,000.
+        assert_eq!(p.provider_calls.per_ticker, 9);
         assert_eq!(p.duration.requests_per_minute_per_instance, 60);
     }
 

@@ -1,12 +1,12 @@
 //! Flags → execution input, validated locally with the very rules select-tickers applies
-//! (`RunRequest::parse`, `ExecutionParams::parse`), so that bad input fails before any AWS call.
+//! (`RunRequest::parse`, the provider's range rules included, and `ExecutionParams::parse`), so
+//! that bad input fails before any AWS call.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use shared::config::RunDefaults;
 use shared::contract::SelectTickersInput;
 use shared::handler::select_tickers::{ExecutionParams, RunRequest, MAX_BATCHES};
 use shared::model::{Interval, ProviderKind, Reprocess, RunId, Selection, Symbol};
-use shared::provider::yahoo::check_hourly_history;
 
 use super::{ExecutionArgs, SelectionArgs};
 use crate::error::CliError;
@@ -24,8 +24,9 @@ pub fn defaults_from(get: impl Fn(&str) -> Option<String>) -> Result<RunDefaults
 }
 
 /// Whether this process knows which provider the functions would use for `input`: the request
-/// names one, or `PRICE_PROVIDER` is set here. Otherwise the functions' own default decides, and
-/// provider-specific checks are left to select-tickers.
+/// names one, or `PRICE_PROVIDER` is set here. Otherwise the provider is the one `RunDefaults`
+/// reads (Yahoo when `PRICE_PROVIDER` is unset, as in the functions), its rules are applied all
+/// the same, and a refusal says which provider was assumed.
 pub fn provider_is_known(input: &SelectTickersInput) -> bool {
     input.provider.is_some() || std::env::var("PRICE_PROVIDER").is_ok_and(|v| !v.trim().is_empty())
 }
@@ -87,19 +88,18 @@ pub struct ValidRun {
     pub params: ExecutionParams,
 }
 
-/// select-tickers' checks that need no database: the request, the state machine's knobs, the
-/// provider's range (when the provider is known here) and, for an explicit list, the batch cap.
+/// select-tickers' checks that need no database, every one of them: the request with the range
+/// rules of its provider (the functions' default provider when the request names none: see
+/// [`provider_is_known`]), the state machine's knobs and, for an explicit list, the batch cap.
 pub fn validate_new_run(
     input: &SelectTickersInput,
     defaults: &RunDefaults,
     provider_known: bool,
     today: NaiveDate,
 ) -> Result<ValidRun, CliError> {
-    let request = RunRequest::parse(input, defaults, today)?;
+    let request = RunRequest::parse(input, defaults, today)
+        .map_err(|e| with_assumed_provider(e, input, defaults, provider_known, today))?;
     let params = ExecutionParams::parse(input)?;
-    if provider_known && request.provider == ProviderKind::Yahoo {
-        check_hourly_history(&request.range, request.interval, today)?;
-    }
     if let Selection::Explicit { symbols } = &request.selection {
         let batches = symbols.len().div_ceil(request.batch_size.max(1) as usize);
         if batches > MAX_BATCHES as usize {
@@ -111,6 +111,38 @@ pub fn validate_new_run(
         }
     }
     Ok(ValidRun { request, params })
+}
+
+/// A refusal by the default provider's rules, when neither the flags nor this environment named
+/// the provider, says which provider was assumed and how to name another. (A refusal another
+/// provider would not make is one of the assumed provider's own.)
+fn with_assumed_provider(
+    e: shared::BackfillError,
+    input: &SelectTickersInput,
+    defaults: &RunDefaults,
+    provider_known: bool,
+    today: NaiveDate,
+) -> CliError {
+    let alternative = match defaults.provider {
+        ProviderKind::Yahoo => ProviderKind::Polygon,
+        ProviderKind::Polygon => ProviderKind::Yahoo,
+    };
+    let with_other = SelectTickersInput {
+        provider: Some(alternative),
+        ..input.clone()
+    };
+    match CliError::from(e) {
+        CliError::InvalidInput(message)
+            if !provider_known && RunRequest::parse(&with_other, defaults, today).is_ok() =>
+        {
+            CliError::InvalidInput(format!(
+                "{message} (provider {} assumed: neither --provider nor PRICE_PROVIDER is set \
+                 here; if the functions run with PRICE_PROVIDER={alternative}, pass --provider {alternative})",
+                defaults.provider
+            ))
+        }
+        other => other,
+    }
 }
 
 /// The execution input of a resume, validated.
@@ -246,15 +278,67 @@ mod tests {
     }
 
     #[test]
-    fn yahoo_hourly_range_is_checked_only_when_the_provider_is_known() {
+    fn the_default_providers_range_rules_apply_and_the_refusal_names_it() {
         let i = input(SelectionArgs {
             start_date: Some("2020-01-01".into()),
             end_date: Some("2026-03-01".into()),
             ..Default::default()
         })
         .unwrap();
-        assert!(validate_new_run(&i, &defaults(), true, today()).is_err());
-        assert!(validate_new_run(&i, &defaults(), false, today()).is_ok());
+        let known = validate_new_run(&i, &defaults(), true, today()).unwrap_err();
+        assert!(known.to_string().contains("730 days"), "{known}");
+        assert!(!known.to_string().contains("assumed"), "{known}");
+        // Unknown here: the functions' default (Yahoo when PRICE_PROVIDER is unset) applies.
+        let assumed = validate_new_run(&i, &defaults(), false, today()).unwrap_err();
+        assert!(matches!(assumed, CliError::InvalidInput(_)), "{assumed}");
+        assert!(
+            assumed.to_string().contains("730 days")
+                && assumed
+                    .to_string()
+                    .contains("provider yahoo assumed: neither --provider nor PRICE_PROVIDER")
+                && assumed.to_string().contains("--provider polygon"),
+            "{assumed}"
+        );
+        // PRICE_PROVIDER=polygon, read as the functions read it: Polygon's rules, not Yahoo's.
+        let polygon = defaults_from(|k| (k == "PRICE_PROVIDER").then(|| "polygon".into())).unwrap();
+        let v = validate_new_run(&i, &polygon, true, today()).unwrap();
+        assert_eq!(v.request.provider, ProviderKind::Polygon);
+    }
+
+    #[test]
+    fn ranges_before_1970_or_a_providers_first_data_are_refused_by_name() {
+        let refused = |start: &str, interval: &str, provider: Option<&str>| {
+            let i = input(SelectionArgs {
+                start_date: Some(start.into()),
+                end_date: Some("2026-03-01".into()),
+                interval: Some(interval.into()),
+                provider: provider.map(String::from),
+                ..Default::default()
+            })
+            .unwrap();
+            validate_new_run(&i, &defaults(), provider.is_some(), today())
+                .unwrap_err()
+                .to_string()
+        };
+        for (start, interval, provider) in [
+            ("1900-01-01", "1h", None),
+            ("0001-01-01", "1d", None),
+            ("1969-12-31", "1d", Some("yahoo")),
+            ("1800-01-01", "1h", Some("polygon")),
+        ] {
+            let e = refused(start, interval, provider);
+            assert!(
+                e.starts_with("invalid input: start_date ") && e.contains("is before 1970-01-01"),
+                "{start} {interval} {provider:?}: {e}"
+            );
+            // Every provider refuses these: no provider is blamed.
+            assert!(!e.contains("assumed"), "{e}");
+        }
+        let e = refused("2003-09-09", "1d", Some("polygon"));
+        assert!(
+            e.contains("Polygon has no stock aggregates before 2003-09-10"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use shared::db::runs;
 use shared::model::RunId;
 use tokio_postgres::Client;
 
+use super::lease::{self, Lease};
 use super::request::{execution_name_for_resume, resume_options};
 use super::run_ref::RunRef;
 use super::{follow, start, ResumeArgs};
@@ -83,16 +84,39 @@ pub async fn run(
     executions: &impl Executions,
     state_machine_arn: &str,
     prepared: Prepared,
-    db: Option<Client>,
+    mut db: Option<Client>,
     wait: bool,
+    force: bool,
 ) -> Result<u8, CliError> {
+    let name = execution_name_for_resume(&prepared.run_id, Utc::now());
+    // One active execution per run: the lease is taken here, for the execution about to start,
+    // before anything is started, so that of two resumes one is refused at once.
+    if let Some(client) = db.as_mut() {
+        take_lease(
+            client,
+            executions,
+            state_machine_arn,
+            &prepared.run_id,
+            &name,
+            force,
+        )
+        .await?;
+    }
     let request = StartRequest {
         state_machine_arn: state_machine_arn.to_string(),
-        name: execution_name_for_resume(&prepared.run_id, Utc::now()),
+        name: name.clone(),
         input: serde_json::to_value(&prepared.input)
             .map_err(|e| CliError::InvalidInput(format!("execution input: {e}")))?,
     };
-    let execution_arn = executions.start_execution(&request).await?;
+    let execution_arn = match executions.start_execution(&request).await {
+        Ok(arn) => arn,
+        Err(e) => {
+            if let Some(client) = db.as_ref() {
+                release_lease(client, &prepared.run_id, &name).await;
+            }
+            return Err(e);
+        }
+    };
     start::print_started(&prepared.run_id, &execution_arn);
     if !wait {
         eprintln!("follow it with: backfill status {}", prepared.run_id);
@@ -100,4 +124,51 @@ pub async fn run(
     }
     // `db` is `None` only when no database is configured (check_run said so).
     follow::follow(executions, &execution_arn, &prepared.run_id, db.as_ref()).await
+}
+
+/// Takes the run's lease for execution `name`. A lease held by an execution that still runs is
+/// never taken (exit 2). One whose execution has ended is taken, after the run is closed
+/// truthfully if that execution left it open. One whose execution cannot be looked up is taken
+/// only with `--force`.
+async fn take_lease(
+    client: &mut Client,
+    executions: &impl Executions,
+    state_machine_arn: &str,
+    run_id: &RunId,
+    name: &str,
+    force: bool,
+) -> Result<(), CliError> {
+    let tx = client.transaction().await?;
+    let run = runs::get_for_update(&tx, run_id).await?;
+    match lease::reconcile(&tx, executions, state_machine_arn, &run).await? {
+        Lease::Free => {}
+        Lease::Active { execution, status } => {
+            return Err(CliError::RunBusy(format!(
+                "run {run_id} is being worked on by execution {execution}, which is {}: wait for \
+                 it to end (`backfill status {run_id}`); nothing was started",
+                status.as_str()
+            )))
+        }
+        Lease::Unknown { execution, why } if force => eprintln!(
+            "warning: cannot tell whether execution {execution} still runs ({why}); taking its \
+             lease over (--force)"
+        ),
+        Lease::Unknown { execution, why } => {
+            return Err(CliError::RunBusy(format!(
+                "run {run_id} is held by execution {execution}, and whether it still runs cannot \
+                 be told ({why}); if it does not, add --force; nothing was started"
+            )))
+        }
+    }
+    let run = runs::get_for_update(&tx, run_id).await?;
+    runs::take_lease(&tx, &run, name, true).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives back a lease taken for an execution that did not start; best effort.
+async fn release_lease(client: &Client, run_id: &RunId, name: &str) {
+    if let Err(e) = runs::release_lease(client, run_id, name).await {
+        eprintln!("warning: could not release the lease of run {run_id}: {e}");
+    }
 }

@@ -101,12 +101,15 @@ pub struct RunRow {
     pub records_updated: i64,
 }
 
-pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
+pub async fn run(args: &StatusArgs, state_machine_arn: Option<&str>) -> Result<u8, CliError> {
     let target = args.run_id.as_deref().map(RunRef::parse).transpose()?;
-    let client = store::connect_from_env().await?;
+    let mut client = store::connect_from_env().await?;
     match target {
         Some(target) => {
             let run_id = target.resolve(&client).await?;
+            if let Some(arn) = state_machine_arn {
+                close_if_abandoned(&mut client, arn, &run_id).await;
+            }
             let report = load_report(&client, &run_id).await?;
             if args.json {
                 println!("{}", to_json(&report)?);
@@ -126,6 +129,28 @@ pub async fn run(args: &StatusArgs) -> Result<u8, CliError> {
         }
     }
     Ok(exit::OK)
+}
+
+/// A run left `running` by an execution that has ended (it died, or FinalizeRun could not reach
+/// the database) is closed truthfully here, so that no finished execution leaves its run open.
+/// Best effort: status works without AWS, and says so when it cannot look.
+async fn close_if_abandoned(client: &mut tokio_postgres::Client, arn: &str, run_id: &RunId) {
+    let closed = async {
+        let run = runs::get(&*client, run_id).await?;
+        if run.lease_execution.is_none() || run.status != shared::contract::RunStatus::Running {
+            return Ok(());
+        }
+        let executions = crate::executions::SfnExecutions::from_env().await?;
+        let tx = client.transaction().await?;
+        let run = runs::get_for_update(&tx, run_id).await?;
+        super::lease::reconcile(&tx, &executions, arn, &run).await?;
+        tx.commit().await?;
+        Ok::<_, CliError>(())
+    }
+    .await;
+    if let Err(e) = closed {
+        eprintln!("note: could not check the execution working on run {run_id}: {e}");
+    }
 }
 
 pub fn to_json(value: &impl Serialize) -> Result<String, CliError> {

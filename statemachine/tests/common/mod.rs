@@ -224,6 +224,9 @@ impl Env {
             ("POLYGON_BASE_URL".into(), sim.base_url()),
             ("POLYGON_API_KEY".into(), "test-key".into()),
             ("PROVIDER_REQUESTS_PER_MINUTE".into(), "60000".into()),
+            // Faults that never recover end an invocation quickly.
+            ("FAULT_PATIENCE_SECONDS".into(), "1".into()),
+            ("FAULT_BACKOFF_BASE_MS".into(), "50".into()),
         ]);
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
         let app = App::new(config, None).expect("app builds");
@@ -276,6 +279,7 @@ impl Env {
         self.app
             .finalize(shared::contract::FinalizeRunInput {
                 run_id: run_id.clone(),
+                lease_execution: None,
                 batch_results,
             })
             .await

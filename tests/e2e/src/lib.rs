@@ -1,5 +1,5 @@
 //! Helpers for the end-to-end tests in `tests/`: each test starts its own [`LocalStack`] (moto's
-//! interpreter, the real function binaries under `cargo lambda watch`, a fresh database, its own
+//! interpreter, the real function binaries under the stack's Lambda host, a fresh database, its own
 //! market-sim), runs the state machine and checks the database against market-sim's ground truth.
 //!
 //! The tests of one binary run one at a time ([`serial`]): each stack runs several processes,
@@ -308,4 +308,357 @@ fn build_backfill_cli() {
         "building the backfill CLI failed: {status}"
     );
     *built = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fault suite (tests/fault_*.rs): each test compares everything stored with market-sim's
+// ground truth, counts the executions a run needed, and prints one line of figures.
+
+/// Everything `stock_price_history` holds, compared with market-sim's ground truth.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Bars the ground truth has for the compared symbols.
+    pub expected: i64,
+    /// Rows in `stock_price_history` (every symbol).
+    pub stored: i64,
+    /// Ground-truth bars without a row.
+    pub missing: i64,
+    /// Rows whose key is in the ground truth but whose values differ (exact float equality).
+    pub wrong: i64,
+    /// Rows the ground truth does not have (another symbol, another time).
+    pub extra: i64,
+    /// Rows beyond the first for one `(symbol, date)`.
+    pub duplicated: i64,
+    /// A few of the differences, for the failure message.
+    pub examples: Vec<String>,
+}
+
+impl Comparison {
+    /// Whether the table holds exactly the ground truth: nothing missing, wrong, extra or twice.
+    pub fn is_exact(&self) -> bool {
+        self.expected > 0
+            && self.missing == 0
+            && self.wrong == 0
+            && self.extra == 0
+            && self.duplicated == 0
+            && self.stored == self.expected
+    }
+
+    /// Panics, with the counts and a few examples, unless [`Comparison::is_exact`].
+    pub fn assert_exact(&self, context: &str) {
+        assert!(
+            self.is_exact(),
+            "{context}: stored rows differ from the ground truth: expected {}, stored {}, \
+             missing {}, wrong {}, extra {}, duplicated {}; e.g. {:#?}",
+            self.expected,
+            self.stored,
+            self.missing,
+            self.wrong,
+            self.extra,
+            self.duplicated,
+            self.examples
+        );
+    }
+}
+
+/// Compares every row of `stock_price_history` with `provider`'s ground truth for `symbols` at
+/// `interval` over the inclusive `window`. Rows of any other symbol count as `extra`.
+pub async fn compare_with_ground_truth(
+    stack: &LocalStack,
+    client: &Client,
+    provider: &str,
+    interval: &str,
+    symbols: &[&str],
+    (start, end): (NaiveDate, NaiveDate),
+) -> Comparison {
+    const EXAMPLES: usize = 5;
+    let mut c = Comparison {
+        stored: count_rows(client, "stock_price_history").await,
+        duplicated: client
+            .query_one(
+                "SELECT count(*) - count(DISTINCT (symbol, date)) FROM stock_price_history",
+                &[],
+            )
+            .await
+            .expect("counting duplicated rows")
+            .get(0),
+        ..Comparison::default()
+    };
+    let mut matched = 0;
+    for symbol in symbols {
+        let truth = interval_ground_truth(stack, provider, interval, symbol, start, end).await;
+        let stored: BTreeMap<_, Bar> = stored_bars(client, symbol)
+            .await
+            .into_iter()
+            .map(|b| (b.ts, b))
+            .collect();
+        c.expected += truth.len() as i64;
+        for bar in &truth {
+            let want = Bar::from(bar);
+            match stored.get(&bar.ts) {
+                None => {
+                    c.missing += 1;
+                    if c.examples.len() < EXAMPLES {
+                        c.examples.push(format!("{symbol} {} missing", bar.ts));
+                    }
+                }
+                Some(got) => {
+                    matched += 1;
+                    if *got != want {
+                        c.wrong += 1;
+                        if c.examples.len() < EXAMPLES {
+                            c.examples.push(format!(
+                                "{symbol} {}: stored {got:?}, want {want:?}",
+                                bar.ts
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    c.extra = c.stored - matched;
+    if c.extra > 0 && c.examples.len() < EXAMPLES {
+        let listed: Vec<String> = symbols.iter().map(|s| s.to_string()).collect();
+        let rows = client
+            .query(
+                "SELECT symbol, date FROM stock_price_history
+                  WHERE NOT (symbol = ANY($1)) ORDER BY symbol, date LIMIT 3",
+                &[&listed],
+            )
+            .await
+            .expect("reading extra rows");
+        for row in rows {
+            let (symbol, date): (String, chrono::DateTime<Utc>) = (row.get(0), row.get(1));
+            c.examples.push(format!("{symbol} {date}: not asked for"));
+        }
+    }
+    c
+}
+
+/// The state machine's executions as `ListExecutions` gives them: `(name, status)`, oldest
+/// first. A Distributed Map's children are not listed (moto runs them inside the parent).
+pub async fn executions(stack: &LocalStack) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = stack
+            .sfn()
+            .list_executions()
+            .state_machine_arn(stack.state_machine_arn())
+            .set_next_token(token.take())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ListExecutions: {e:?}"));
+        for execution in page.executions() {
+            all.push((
+                execution.start_date().as_secs_f64(),
+                execution.name().to_string(),
+                execution.status().as_str().to_string(),
+            ));
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter()
+        .map(|(_, name, status)| (name, status))
+        .collect()
+}
+
+/// Waits for the execution to end (or fails the test with the stack's logs).
+pub async fn finish(
+    stack: &LocalStack,
+    execution_arn: &str,
+    timeout: Duration,
+) -> local_stack::ExecutionOutcome {
+    stack
+        .wait_for_execution(execution_arn, timeout)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(60)))
+}
+
+/// `(symbol, status, error_name)` of every ticker of every run, by symbol.
+pub async fn ticker_problems(client: &Client) -> Vec<(String, String, Option<String>)> {
+    client
+        .query(
+            "SELECT symbol, status, error_name FROM backfill_progress ORDER BY symbol",
+            &[],
+        )
+        .await
+        .expect("reading backfill_progress")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// `(batch, last_status, last_error_name)` of every batch of every run, by batch.
+pub async fn batch_states(client: &Client) -> Vec<(i32, Option<String>, Option<String>)> {
+    client
+        .query(
+            "SELECT batch, last_status, last_error_name FROM backfill_batch ORDER BY batch",
+            &[],
+        )
+        .await
+        .expect("reading backfill_batch")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// `backfill_run.status` of the one run in the database.
+pub async fn run_status(client: &Client) -> String {
+    client
+        .query_one("SELECT status FROM backfill_run", &[])
+        .await
+        .expect("reading backfill_run (exactly one run)")
+        .get(0)
+}
+
+/// How many tickers have each status.
+pub async fn status_counts(client: &Client) -> BTreeMap<String, i64> {
+    client
+        .query(
+            "SELECT status, count(*) FROM backfill_progress GROUP BY status",
+            &[],
+        )
+        .await
+        .expect("counting backfill_progress by status")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// `n` distinct symbols `<prefix>000`, `<prefix>001`, …
+pub fn numbered_symbols(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+}
+
+/// A process's peak resident set (`VmHWM` in /proc), in KiB, while it is alive.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The figures of one fault test, printed as one line that the suite's summary can quote.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// `file::test`, e.g. `fault_provider::five_xx_on_every_10th_request`.
+    pub test: &'static str,
+    pub rows: Comparison,
+    pub elapsed: Duration,
+    /// Executions of the state machine that were started, resumes included.
+    pub executions: usize,
+    /// Anything else worth quoting (`tickers 100/100 success`, `peak RSS 41 MiB`).
+    pub note: String,
+}
+
+impl Figures {
+    /// Writes the line straight to the test process's stderr, so that it shows in `cargo test`
+    /// output even when the test passes (libtest captures only `print!`/`eprint!`).
+    pub fn print(&self) {
+        use std::io::Write as _;
+        let line = format!(
+            "fault-suite | {} | rows expected {} / stored {} / duplicated {} (missing {}, wrong {}, extra {}) | {:.1} s | executions started {} | {}\n",
+            self.test,
+            self.rows.expected,
+            self.rows.stored,
+            self.rows.duplicated,
+            self.rows.missing,
+            self.rows.wrong,
+            self.rows.extra,
+            self.elapsed.as_secs_f64(),
+            self.executions,
+            self.note
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+}
+
+/// Lines of the functions' log (`functions.log` in the stack's work dir) that contain `needle`,
+/// e.g. `"transient provider fault; retrying"`.
+pub fn functions_log_lines(stack: &LocalStack, needle: &str) -> usize {
+    let log = stack.work_dir().join("functions.log");
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(needle))
+        .count()
+}
+
+/// Holds a function's first instance at its start until the test opens the gate: a stand-in
+/// program (for `LocalStackOptions::function_programs`) that waits for a file, then `exec`s the
+/// real binary. While it waits, the invocation that started it is queued in the function host, so
+/// a test can set up a fault (stop the database) exactly before the function first runs. Later
+/// instances find the gate open and start at once.
+pub struct StartGate {
+    dir: std::path::PathBuf,
+    gate: std::path::PathBuf,
+    function: String,
+}
+
+impl StartGate {
+    /// A closed gate in front of `function` (`finalize-run`, …).
+    pub fn new(function: &str) -> StartGate {
+        let dir = std::env::temp_dir().join(local_stack::unique_name(&format!("gate-{function}")));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let gate = dir.join("open");
+        let real = local_stack::workspace::target_debug_dir().join(function);
+        let script = dir.join(function);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n# Waits for {gate}, then runs the real {function}.\n\
+                 while [ ! -e '{gate}' ]; do sleep 0.05; done\nexec '{real}' \"$@\"\n",
+                gate = gate.display(),
+                real = real.display(),
+            ),
+        )
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", script.display()));
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("cannot make {} executable: {e}", script.display()));
+        StartGate {
+            dir,
+            gate,
+            function: function.to_string(),
+        }
+    }
+
+    /// The `function_programs` entry that puts the gate in front of the function.
+    pub fn program(&self) -> (String, std::path::PathBuf) {
+        (self.function.clone(), self.dir.join(&self.function))
+    }
+
+    /// Lets the waiting instance (and every later one) start the real binary.
+    pub fn open(&self) {
+        std::fs::write(&self.gate, "")
+            .unwrap_or_else(|e| panic!("cannot open the gate {}: {e}", self.gate.display()));
+    }
+}
+
+impl Drop for StartGate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Invocations of `function` that failed with `error_type` (the function's error document).
+pub fn function_errors(stack: &LocalStack, function: &str, error_type: &str) -> usize {
+    let needle = format!("\"errorType\":\"{error_type}\"");
+    stack
+        .invocations()
+        .iter()
+        .filter(|i| {
+            i.function == function
+                && i.function_error.is_some()
+                && i.response.replace(' ', "").contains(&needle)
+        })
+        .count()
 }

@@ -34,13 +34,31 @@ async fn unknown_ticker_fails_while_the_others_succeed() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
 
+    // A run with failed tickers ends in a way that notifies: the execution FAILS, by name.
     assert_eq!(
         outcome.status,
-        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
         "{outcome:?}\n{}",
         stack.logs_tail(40)
     );
-    let output = outcome.output.expect("a succeeded execution has output");
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("RunCompletedWithFailures"),
+        "{outcome:?}"
+    );
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("1 of 3 tickers failed") && cause.contains("backfill status"),
+        "{cause}"
+    );
+
+    // The run's summary, as finalize-run stored it.
+    let client = db(&stack).await;
+    let output: serde_json::Value = client
+        .query_one("SELECT summary FROM backfill_run", &[])
+        .await
+        .expect("reading the run's summary")
+        .get(0);
     assert_eq!(output["status"], "completed_with_failures", "{output}");
     assert_eq!(output["success"], 2, "{output}");
     assert_eq!(output["failed"], 1, "{output}");
@@ -51,7 +69,6 @@ async fn unknown_ticker_fails_while_the_others_succeed() {
     assert_eq!(errors[0]["status"], "failed", "{output}");
     assert_eq!(errors[0]["error_name"], "UnknownSymbol", "{output}");
 
-    let client = db(&stack).await;
     assert_eq!(
         ticker_statuses(&client).await,
         [

@@ -1,11 +1,18 @@
 //! The Lambda Invoke adapter: the one endpoint that moto's Step Functions interpreter and AWS SDK
 //! clients talk to.
 //!
-//! - `POST /2015-03-31/functions/{name or ARN}/invocations` goes to `cargo lambda watch`, with
-//!   real Lambda semantics added: the emulator answers a function error with HTTP 500 and no
-//!   `X-Amz-Function-Error` header (real Lambda: 200 with that header and the error document as
-//!   the body), and it does not know function ARNs. Without this, moto's interpreter would see a
-//!   service error instead of the function's `errorType`, and Retry/Catch could not match it.
+//! - `POST /2015-03-31/functions/{name or ARN}/invocations` runs the function on the
+//!   [`FunctionHost`] (the function binaries as Lambda runs them) and answers as Lambda's Invoke
+//!   API does: `200` with the response; `200` + `X-Amz-Function-Error: Unhandled` with the error
+//!   document for a function error, a process that died (`Runtime.ExitError`) or ran out of time
+//!   (`Sandbox.Timedout`); `404 ResourceNotFoundException` for an unknown function; `429
+//!   TooManyRequestsException` when every instance stayed busy; `Event` → 202, `DryRun` → 204.
+//!   moto's interpreter then sees the function's `errorType` (or `Lambda.<exception>`), as Retry and
+//!   Catch expect.
+//! - `/runtime/{function}/{instance}/2018-06-01/runtime/…`: the Lambda Runtime API the function
+//!   instances poll (see [`crate::runtime`]).
+//! - `GET /local-stack/instances`: every function instance, its pid and what it runs (tests find
+//!   the process to `kill -9` here).
 //! - Everything else is proxied to moto unchanged (Step Functions, Secrets Manager, moto-api).
 //!
 //! moto's interpreter sends its Lambda calls to `http://localhost:$MOTO_PORT`: start moto with
@@ -19,38 +26,42 @@ use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::runtime::{
+    FunctionHost, HostConfig, Outcome, RuntimeApiError, INSTANCES_PATH, RUNTIME_PREFIX,
+};
 
 /// Request bodies above this are refused (Lambda's own limit for a synchronous payload is 6 MB;
 /// Step Functions requests are far smaller).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// A Lambda invocation may run as long as the function's budget; this only catches a hung emulator.
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(3600);
 const PROXY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Where the adapter sends what it receives.
+/// What the adapter runs and where it proxies the rest.
 #[derive(Debug, Clone)]
 pub struct AdapterConfig {
-    /// `cargo lambda watch`'s address, e.g. `http://127.0.0.1:9000`.
-    pub lambda_endpoint: String,
     /// moto's address, e.g. `http://127.0.0.1:5000`.
     pub moto_endpoint: String,
+    /// The functions, run by the adapter's [`FunctionHost`].
+    pub host: HostConfig,
 }
 
-/// One Lambda invocation the adapter forwarded, for tests (e.g. "fetch-batch was never called").
+/// One Lambda invocation the adapter answered, for tests (e.g. "fetch-batch was never called").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     pub function: String,
+    /// The request id the function saw.
+    pub request_id: String,
     /// The request payload as sent.
     pub payload: String,
-    /// `None` on success, `Some("Unhandled")` for a function error, `Some("Adapter")` when the
-    /// emulator could not be reached or answered something unexpected.
+    /// `None` on success, `Some("Unhandled")` for a function error (the function's own, a dead
+    /// process's `Runtime.ExitError`, a timeout's `Sandbox.Timedout`), `Some("Adapter")` when the
+    /// function could not be run (unknown, throttled, the host stopping).
     pub function_error: Option<String>,
     /// The response body as returned to the caller.
     pub response: String,
@@ -62,43 +73,71 @@ pub type InvocationLog = Option<Arc<Mutex<Vec<Invocation>>>>;
 
 #[derive(Clone)]
 struct AppState {
-    config: Arc<AdapterConfig>,
+    moto_endpoint: Arc<str>,
+    host: FunctionHost,
     http: reqwest::Client,
     invocations: InvocationLog,
 }
 
-/// The adapter's routes; every invocation is logged, and recorded when `invocations` is given.
-pub fn router(config: AdapterConfig, invocations: InvocationLog) -> Result<Router> {
+/// The adapter's routes for `host` (whose Runtime API base must be this router's address);
+/// every invocation is logged, and recorded when `invocations` is given.
+pub fn router(
+    moto_endpoint: &str,
+    host: FunctionHost,
+    invocations: InvocationLog,
+) -> Result<Router> {
     let http = reqwest::Client::builder()
-        // moto and the emulator are plain HTTP on loopback; never follow redirects for a client.
+        // moto is plain HTTP on loopback; never follow redirects for a client.
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::Internal(format!("cannot build the adapter's HTTP client: {e}")))?;
     let state = AppState {
-        config: Arc::new(config),
+        moto_endpoint: Arc::from(moto_endpoint),
+        host,
         http,
         invocations,
     };
+    let runtime = format!("{RUNTIME_PREFIX}/{{function}}/{{instance}}/2018-06-01/runtime");
     Ok(Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+        .route(&format!("{runtime}/invocation/next"), get(runtime_next))
+        .route(
+            &format!("{runtime}/invocation/{{request_id}}/response"),
+            post(runtime_response),
+        )
+        .route(
+            &format!("{runtime}/invocation/{{request_id}}/error"),
+            post(runtime_error),
+        )
+        .route(&format!("{runtime}/init/error"), post(runtime_init_error))
+        .route(INSTANCES_PATH, get(instances))
         .fallback(proxy)
         .with_state(state))
 }
 
-/// Serves the adapter on `listener` until the future is dropped.
+/// Serves the adapter on `listener` until the future is dropped, running `config`'s functions;
+/// the host's instances are stopped when it returns.
 pub async fn serve(
     listener: TcpListener,
     config: AdapterConfig,
     invocations: InvocationLog,
 ) -> std::io::Result<()> {
-    let app = router(config, invocations).map_err(std::io::Error::other)?;
-    axum::serve(listener, app).await
+    let addr = listener.local_addr()?;
+    let host = FunctionHost::new(config.host)?;
+    host.set_runtime_api_base(&format!("http://{addr}"));
+    let app =
+        router(&config.moto_endpoint, host.clone(), invocations).map_err(std::io::Error::other)?;
+    let served = axum::serve(listener, app).await;
+    host.stop();
+    served
 }
 
 /// The adapter running on a thread of its own (with its own runtime), so that it outlives any one
-/// test's runtime and keeps serving while a test blocks. Dropping it stops it.
+/// test's runtime and keeps serving while a test blocks. Dropping it stops it and every function
+/// instance.
 pub struct AdapterThread {
     addr: SocketAddr,
+    host: FunctionHost,
     invocations: Arc<Mutex<Vec<Invocation>>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -118,7 +157,13 @@ impl AdapterThread {
             .build()
             .map_err(Error::io("adapter runtime"))?;
         let invocations = Arc::new(Mutex::new(Vec::new()));
-        let app = router(config, Some(invocations.clone()))?;
+        let host = FunctionHost::new(config.host).map_err(Error::io("the functions' log"))?;
+        host.set_runtime_api_base(&format!("http://{addr}"));
+        let app = router(
+            &config.moto_endpoint,
+            host.clone(),
+            Some(invocations.clone()),
+        )?;
         let (shutdown, stop) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("lambda-invoke-adapter".into())
@@ -146,6 +191,7 @@ impl AdapterThread {
             .map_err(Error::io("adapter thread"))?;
         Ok(AdapterThread {
             addr,
+            host,
             invocations,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -154,6 +200,11 @@ impl AdapterThread {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The function host (instances, and what each runs).
+    pub fn host(&self) -> &FunctionHost {
+        &self.host
     }
 
     /// Every invocation forwarded so far, in completion order.
@@ -167,6 +218,7 @@ impl AdapterThread {
 
 impl Drop for AdapterThread {
     fn drop(&mut self) {
+        self.host.stop();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -212,7 +264,7 @@ async fn invoke(
 ) -> Response {
     let (name, arn_qualifier) = function_name(&function);
     let name = name.to_string();
-    // The emulator serves the working tree's build only: that build stands for every version and
+    // The host runs the working tree's build only: that build stands for every version and
     // alias, so a qualifier is accepted and reported back as the version that ran.
     let qualifier = query.qualifier.as_deref().or(arn_qualifier);
     let invocation_type = headers
@@ -223,7 +275,7 @@ async fn invoke(
     tracing::debug!(function = %name, ?qualifier, %invocation_type, "invoke");
     match invocation_type.as_str() {
         "RequestResponse" => {
-            let (response, record) = forward_invocation(&state, &name, &headers, body).await;
+            let (response, record) = run_invocation(&state, &name, body).await;
             state.record(record);
             response
         }
@@ -231,7 +283,7 @@ async fn invoke(
         "Event" => {
             let task_state = state.clone();
             tokio::spawn(async move {
-                let (_, record) = forward_invocation(&task_state, &name, &headers, body).await;
+                let (_, record) = run_invocation(&task_state, &name, body).await;
                 task_state.record(record);
             });
             StatusCode::ACCEPTED.into_response()
@@ -246,78 +298,40 @@ async fn invoke(
     }
 }
 
-/// Sends one invocation to the emulator and turns its answer into a real Lambda answer.
-async fn forward_invocation(
-    state: &AppState,
-    name: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> (Response, Invocation) {
+/// Runs one invocation on the host and answers it as Lambda's Invoke API does.
+async fn run_invocation(state: &AppState, name: &str, body: Bytes) -> (Response, Invocation) {
     let started = Instant::now();
     let payload = String::from_utf8_lossy(&body).into_owned();
-    let url = format!(
-        "{}/2015-03-31/functions/{name}/invocations",
-        state.config.lambda_endpoint.trim_end_matches('/')
-    );
-    let mut request = state
-        .http
-        .post(url)
-        .timeout(INVOKE_TIMEOUT)
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(context) = headers.get("x-amz-client-context") {
-        request = request.header("x-amz-client-context", context.clone());
-    }
-    let outcome = match request.send().await {
-        Ok(response) => {
-            let status = response.status();
-            match response.bytes().await {
-                Ok(bytes) => Ok((status, bytes)),
-                Err(e) => Err(format!("reading the emulator's answer: {e}")),
-            }
-        }
-        Err(e) => Err(format!("cannot reach cargo lambda watch: {e}")),
-    };
+    let (request_id, outcome) = state.host.invoke(name, body).await;
     let (response, function_error, text) = match outcome {
-        Ok((status, bytes)) if status.is_success() => (
+        Outcome::Response(bytes) => (
             lambda_ok(bytes.clone(), None),
             None,
             String::from_utf8_lossy(&bytes).into_owned(),
         ),
-        // The emulator's function error: a JSON error document with `errorType`.
-        Ok((status, bytes))
-            if status == StatusCode::INTERNAL_SERVER_ERROR && is_error_document(&bytes) =>
-        {
-            (
-                lambda_ok(bytes.clone(), Some("Unhandled")),
-                Some("Unhandled".to_string()),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            )
-        }
-        Ok((status, bytes)) => {
-            let message = format!(
-                "cargo lambda watch answered HTTP {status} for {name}: {}",
-                String::from_utf8_lossy(&bytes)
-            );
-            let status = if status == StatusCode::NOT_FOUND {
-                status
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            let error_type = if status == StatusCode::NOT_FOUND {
-                "ResourceNotFoundException"
-            } else {
-                "ServiceException"
-            };
-            (
-                lambda_error(status, error_type, &message),
-                Some("Adapter".to_string()),
-                message,
-            )
-        }
-        // Like a Lambda service fault: moto's interpreter names it `Lambda.ServiceException`,
-        // which the state machine retries.
-        Err(message) => (
+        Outcome::FunctionError(bytes) => (
+            lambda_ok(bytes.clone(), Some("Unhandled")),
+            Some("Unhandled".to_string()),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ),
+        Outcome::NotFound(message) => (
+            lambda_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &message),
+            Some("Adapter".to_string()),
+            message,
+        ),
+        // moto's interpreter names it `Lambda.TooManyRequestsException`, which the state machine
+        // retries.
+        Outcome::Throttled(message) => (
+            lambda_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                &message,
+            ),
+            Some("Adapter".to_string()),
+            message,
+        ),
+        // Like a Lambda service fault: `Lambda.ServiceException`, which the state machine retries.
+        Outcome::Unavailable(message) => (
             lambda_error(StatusCode::BAD_GATEWAY, "ServiceException", &message),
             Some("Adapter".to_string()),
             message,
@@ -325,6 +339,7 @@ async fn forward_invocation(
     };
     let record = Invocation {
         function: name.to_string(),
+        request_id,
         payload,
         function_error,
         response: text,
@@ -332,6 +347,7 @@ async fn forward_invocation(
     };
     tracing::info!(
         function = %record.function,
+        request_id = %record.request_id,
         error = record.function_error.as_deref().unwrap_or("-"),
         ms = record.duration.as_millis() as u64,
         "invoked"
@@ -339,10 +355,101 @@ async fn forward_invocation(
     (response, record)
 }
 
-fn is_error_document(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .is_some_and(|v| v.get("errorType").is_some_and(|t| t.is_string()))
+/// `GET /local-stack/instances`.
+async fn instances(State(state): State<AppState>) -> Response {
+    Json(state.host.instances()).into_response()
+}
+
+fn runtime_api_error(error: RuntimeApiError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = serde_json::json!({ "errorType": "InvalidRequest", "errorMessage": error.message });
+    (status, Json(body)).into_response()
+}
+
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "status": "OK" })),
+    )
+        .into_response()
+}
+
+/// `GET …/2018-06-01/runtime/invocation/next`: the instance's next invocation, with the headers
+/// the Lambda Runtime API sends (`lambda_runtime` requires the request id, the deadline and the
+/// function ARN).
+async fn runtime_next(
+    State(state): State<AppState>,
+    Path((function, instance)): Path<(String, u64)>,
+) -> Response {
+    match state.host.next(&function, instance).await {
+        Ok(next) => {
+            let mut response = (StatusCode::OK, next.payload).into_response();
+            let headers = response.headers_mut();
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            let mut set = |name: &'static str, value: &str| {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.insert(name, value);
+                }
+            };
+            set("lambda-runtime-aws-request-id", &next.request_id);
+            // A constant deadline in the past, like cargo lambda watch: the functions fall back
+            // to their configured budget.
+            set("lambda-runtime-deadline-ms", "0");
+            set("lambda-runtime-invoked-function-arn", &next.function_arn);
+            set(
+                "lambda-runtime-trace-id",
+                &format!(
+                    "Root=1-00000000-{};Sampled=0",
+                    &next.request_id.replace('-', "")[..24]
+                ),
+            );
+            response
+        }
+        Err(e) => runtime_api_error(e),
+    }
+}
+
+/// `POST …/invocation/{request_id}/response`.
+async fn runtime_response(
+    State(state): State<AppState>,
+    Path((function, instance, request_id)): Path<(String, u64, String)>,
+    body: Bytes,
+) -> Response {
+    match state.host.respond(&function, instance, &request_id, body) {
+        Ok(()) => accepted(),
+        Err(e) => runtime_api_error(e),
+    }
+}
+
+/// `POST …/invocation/{request_id}/error`.
+async fn runtime_error(
+    State(state): State<AppState>,
+    Path((function, instance, request_id)): Path<(String, u64, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let error_type = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok());
+    match state
+        .host
+        .fail(&function, instance, &request_id, body, error_type)
+    {
+        Ok(()) => accepted(),
+        Err(e) => runtime_api_error(e),
+    }
+}
+
+/// `POST …/init/error`.
+async fn runtime_init_error(
+    State(state): State<AppState>,
+    Path((function, instance)): Path<(String, u64)>,
+    body: Bytes,
+) -> Response {
+    match state.host.init_error(&function, instance, body) {
+        Ok(()) => accepted(),
+        Err(e) => runtime_api_error(e),
+    }
 }
 
 fn lambda_ok(body: Bytes, function_error: Option<&'static str>) -> Response {
@@ -397,7 +504,7 @@ async fn proxy(State(state): State<AppState>, request: Request) -> Response {
             return (StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}")).into_response()
         }
     };
-    let url = moto_url(&state.config.moto_endpoint, &parts.uri);
+    let url = moto_url(&state.moto_endpoint, &parts.uri);
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
         .unwrap_or(reqwest::Method::GET);
     let mut request = state.http.request(method, url).timeout(PROXY_TIMEOUT);

@@ -3,8 +3,11 @@
 //! ```text
 //!  SDK clients (tests, backfill CLI) ──► adapter ──► moto (Step Functions interpreter)
 //!                                          ▲  │             │ Lambda calls go to
-//!                                          │  └─ Invoke ──► cargo lambda watch ──► the real
-//!                                          └──────────────── localhost:$MOTO_PORT   function binaries
+//!                                          │  │             │ localhost:$MOTO_PORT
+//!                                          └──┼─────────────┘
+//!                                             └─ Invoke ──► function host (in the adapter) ──►
+//!                                                           instances of the real binaries,
+//!                                                           polling its Lambda Runtime API
 //!                                                                        │
 //!                                                       PostgreSQL ◄─────┴────► market-sim
 //! ```
@@ -23,6 +26,7 @@ use test_support::{wait, TestDb};
 use crate::adapter::{AdapterConfig, AdapterThread, Invocation};
 use crate::error::{Error, Result};
 use crate::process::{free_port, tail, Service};
+use crate::runtime::{self, FunctionSpec, HostConfig, InstanceInfo, InstanceState, INSTANCES_PATH};
 use crate::workspace::{self, MapMode};
 
 /// The region and account moto uses; the rendered definition's ARNs name them too.
@@ -46,6 +50,39 @@ pub enum AdapterMode {
     Process(PathBuf),
 }
 
+/// The functions' timeouts (Lambda's function timeout), as the Terraform module's
+/// `*_timeout_seconds` variables set them. The function host stops an invocation that runs longer
+/// (`Sandbox.Timedout`), and each Task's `TimeoutSeconds` is the timeout plus 60 s, rendered by
+/// `scripts/render-asl` as deployment renders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionTimeouts {
+    pub select_tickers: Duration,
+    pub fetch_batch: Duration,
+    pub finalize_run: Duration,
+}
+
+impl Default for FunctionTimeouts {
+    fn default() -> Self {
+        FunctionTimeouts {
+            select_tickers: Duration::from_secs(60),
+            fetch_batch: Duration::from_secs(900),
+            finalize_run: Duration::from_secs(60),
+        }
+    }
+}
+
+impl FunctionTimeouts {
+    /// The timeout of one of [`workspace::FUNCTIONS`].
+    pub fn of(&self, function: &str) -> Duration {
+        match function {
+            "select-tickers" => self.select_tickers,
+            "fetch-batch" => self.fetch_batch,
+            "finalize-run" => self.finalize_run,
+            _ => Duration::from_secs(900),
+        }
+    }
+}
+
 /// What to start, and how.
 #[derive(Debug, Clone)]
 pub struct LocalStackOptions {
@@ -60,9 +97,17 @@ pub struct LocalStackOptions {
     /// throwaway cluster (`test_support::TestDb`), dropped with the stack; like `TestDb::new`,
     /// that panics when no PostgreSQL can be found or started.
     pub database_url: Option<String>,
-    /// Function instances `cargo lambda watch` runs at once per function (its default is 1,
-    /// which would serialize the Map's concurrent batches).
+    /// Instances of each function that may run at once (Lambda's reserved concurrency; the Map's
+    /// concurrent batches need as many fetch-batch instances).
     pub lambda_concurrency: u32,
+    /// The functions' timeouts (and so the Tasks' `TimeoutSeconds`).
+    pub function_timeouts: FunctionTimeouts,
+    /// How long each Task retries transient errors in a row, on average (the Terraform module's
+    /// `transient_fault_retry_budget_seconds`; `scripts/render-asl`'s `ASL_RETRY_BUDGET_SECONDS`).
+    /// Tests that meet such errors use a small one.
+    pub retry_budget_seconds: u32,
+    /// Run another program in place of a function's binary (test stand-ins), by function name.
+    pub function_programs: Vec<(String, PathBuf)>,
     pub state_machine_name: String,
     pub map_mode: MapMode,
     /// Build the function binaries and market-sim first (once per process).
@@ -86,6 +131,9 @@ impl Default for LocalStackOptions {
             market_sim_args: Vec::new(),
             database_url: None,
             lambda_concurrency: 4,
+            function_timeouts: FunctionTimeouts::default(),
+            retry_budget_seconds: 1800,
+            function_programs: Vec::new(),
             state_machine_name: "price-backfill".into(),
             map_mode: MapMode::AsDeployed,
             build: true,
@@ -105,7 +153,6 @@ enum Adapter {
 /// The programs the stack runs.
 struct Tools {
     moto_server: PathBuf,
-    cargo_lambda: PathBuf,
     market_sim: PathBuf,
 }
 
@@ -121,17 +168,15 @@ impl Tools {
         }
         Ok(Tools {
             moto_server: workspace::venv_tool("moto_server")?,
-            cargo_lambda: workspace::venv_tool("cargo-lambda")?,
             market_sim,
         })
     }
 }
 
 /// A running local stack. Dropping it stops every process it started (each process group, and
-/// the function instances `cargo lambda watch` started in groups of their own).
+/// the function instances the adapter started in groups of their own).
 pub struct LocalStack {
-    // Stopped in this order by `stop`: the interpreter's callers first, the database last.
-    watch: Option<Service>,
+    // Stopped in this order by `stop`: the interpreter first, the database last.
     moto: Option<Service>,
     adapter: Option<Adapter>,
     market_sim: Option<Service>,
@@ -255,7 +300,12 @@ impl LocalStack {
     /// started and says which component failed, with the tail of its log.
     pub async fn start(options: LocalStackOptions) -> Result<LocalStack> {
         if options.build {
-            tokio::task::spawn_blocking(workspace::build_binaries)
+            // The functions the stack runs as built, not those a stand-in replaces.
+            let functions: Vec<&'static str> = workspace::FUNCTIONS
+                .into_iter()
+                .filter(|f| !options.function_programs.iter().any(|(name, _)| name == f))
+                .collect();
+            tokio::task::spawn_blocking(move || workspace::build_binaries(&functions))
                 .await
                 .map_err(|e| Error::Internal(format!("the build task failed: {e}")))??;
         }
@@ -268,7 +318,6 @@ impl LocalStack {
 
         // Filled in as components come up, so that an early return stops what is running.
         let mut stack = LocalStack {
-            watch: None,
             moto: None,
             adapter: None,
             market_sim: None,
@@ -326,37 +375,93 @@ impl LocalStack {
         self.market_sim = Some(sim);
         self.market_sim_url = url?;
 
-        // Ports for moto and the emulator; the adapter binds its own.
+        // The functions' environment and programs, run by the adapter's function host.
+        let mut env = vec![
+            ("DATABASE_URL".to_string(), self.database_url.clone()),
+            ("YAHOO_BASE_URL".to_string(), self.market_sim_url.clone()),
+            ("POLYGON_BASE_URL".to_string(), self.market_sim_url.clone()),
+            ("POLYGON_API_KEY".to_string(), "test-key".to_string()),
+            (
+                "PROVIDER_REQUESTS_PER_MINUTE".to_string(),
+                "6000".to_string(),
+            ),
+            ("RUST_LOG".to_string(), "info".to_string()),
+        ];
+        env.extend(options.function_env.iter().cloned());
+        let functions: Vec<FunctionSpec> = workspace::FUNCTIONS
+            .iter()
+            .map(|&name| {
+                let program = options
+                    .function_programs
+                    .iter()
+                    .find(|(f, _)| f == name)
+                    .map(|(_, program)| program.clone())
+                    .unwrap_or_else(|| workspace::target_debug_dir().join(name));
+                FunctionSpec::new(name, program, options.function_timeouts.of(name))
+            })
+            .collect();
+        for spec in &functions {
+            if !spec.program.is_file() {
+                return Err(Error::MissingTool {
+                    what: "a function binary",
+                    path: spec.program.clone(),
+                    hint: "build the functions with `cargo build -p select-tickers -p fetch-batch -p finalize-run --bins` (or start with `build: true`)",
+                });
+            }
+        }
+        let functions_log = runtime::functions_log(&self.work_dir);
+        // A fresh log: nobody must read an earlier run's lines as this one's.
+        std::fs::write(&functions_log, "").map_err(Error::io(&functions_log))?;
+
+        // moto's port; the adapter binds its own.
         let moto_port = free_port()?;
-        let watch_port = free_port()?;
         let moto_url = format!("http://127.0.0.1:{moto_port}");
-        let watch_url = format!("http://127.0.0.1:{watch_port}");
-        let adapter_config = AdapterConfig {
-            lambda_endpoint: watch_url.clone(),
-            moto_endpoint: moto_url.clone(),
-        };
         let adapter_url = match &options.adapter {
             AdapterMode::InProcess => {
-                let thread = AdapterThread::start(adapter_config)?;
+                let thread = AdapterThread::start(AdapterConfig {
+                    moto_endpoint: moto_url.clone(),
+                    host: HostConfig {
+                        functions: functions
+                            .iter()
+                            .cloned()
+                            .map(|spec| FunctionSpec {
+                                env: env.clone(),
+                                ..spec
+                            })
+                            .collect(),
+                        concurrency: options.lambda_concurrency.max(1) as usize,
+                        log: Some(functions_log.clone()),
+                    },
+                })?;
                 let url = format!("http://{}", thread.addr());
                 self.adapter = Some(Adapter::Thread(thread));
                 url
             }
             AdapterMode::Process(binary) => {
                 let log = self.work_dir.join("adapter.log");
-                let mut adapter = Service::spawn(
-                    "lambda-invoke-adapter",
-                    Command::new(binary).args([
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--lambda-endpoint",
-                        &adapter_config.lambda_endpoint,
-                        "--moto-endpoint",
-                        &adapter_config.moto_endpoint,
-                    ]),
-                    &log,
-                    tied,
-                )?;
+                let mut command = Command::new(binary);
+                command
+                    .args(["--listen", "127.0.0.1:0", "--moto-endpoint", &moto_url])
+                    .args([
+                        "--concurrency",
+                        &options.lambda_concurrency.max(1).to_string(),
+                    ])
+                    .arg("--functions-log")
+                    .arg(&functions_log);
+                for spec in &functions {
+                    command
+                        .arg("--function")
+                        .arg(format!("{}={}", spec.name, spec.program.display()))
+                        .arg("--timeout")
+                        .arg(format!("{}={}", spec.name, spec.timeout.as_secs()));
+                }
+                // The functions get the adapter's environment: theirs (never the caller's AWS
+                // endpoint: the functions read secrets only when told to).
+                command
+                    .env_remove("AWS_ENDPOINT_URL")
+                    .envs(env.iter().cloned());
+                let mut adapter =
+                    Service::spawn("lambda-invoke-adapter", &mut command, &log, tied)?;
                 let url = wait_for_listening_line(&mut adapter, timeout).await;
                 self.adapter = Some(Adapter::Process(adapter));
                 url?
@@ -384,47 +489,17 @@ impl LocalStack {
         self.moto = Some(moto);
         enable_execution(self.moto.as_mut(), &moto_url, timeout).await?;
 
-        // cargo lambda watch with the functions' environment. --ignore-changes: a file saved in
-        // the working tree must not restart the functions in the middle of an execution.
-        let mut env = vec![
-            ("DATABASE_URL".to_string(), self.database_url.clone()),
-            ("YAHOO_BASE_URL".to_string(), self.market_sim_url.clone()),
-            ("POLYGON_BASE_URL".to_string(), self.market_sim_url.clone()),
-            ("POLYGON_API_KEY".to_string(), "test-key".to_string()),
-            (
-                "PROVIDER_REQUESTS_PER_MINUTE".to_string(),
-                "6000".to_string(),
-            ),
-            ("RUST_LOG".to_string(), "info".to_string()),
-        ];
-        env.extend(options.function_env.iter().cloned());
-        let log = self.work_dir.join("watch.log");
-        let mut command = Command::new(&tools.cargo_lambda);
-        workspace::without_cargo_crate_env(&mut command)
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-                &watch_port.to_string(),
-                "--concurrency",
-                &options.lambda_concurrency.max(1).to_string(),
-            ])
-            .current_dir(workspace::root())
-            // Never the caller's AWS endpoint or credentials: the functions read secrets only
-            // when told to, and then from this self.
-            .env_remove("AWS_ENDPOINT_URL")
-            .envs(env);
-        let watch = Service::spawn("cargo lambda watch", &mut command, &log, tied)?;
-        self.watch = Some(watch);
-        wait_for_port(self.watch.as_mut(), watch_port, timeout).await?;
-
         // The state machine, from the definition `make lint` checks.
         self.sfn = sfn_client(&adapter_url);
         let rendered = self.work_dir.join("backfill.asl.json");
-        let definition = workspace::render_definition(&rendered, options.map_mode)?;
+        let definition = workspace::render_definition(
+            &rendered,
+            options.map_mode,
+            &workspace::RenderSettings {
+                timeouts: options.function_timeouts,
+                retry_budget_seconds: options.retry_budget_seconds,
+            },
+        )?;
         let created = self
             .sfn
             .create_state_machine()
@@ -477,7 +552,8 @@ impl LocalStack {
         .collect()
     }
 
-    /// Where the logs are: `market-sim.log`, `moto.log`, `watch.log` (the functions' output),
+    /// Where the logs are: `market-sim.log`, `moto.log`, `functions.log` (the functions' output,
+    /// each line prefixed `[<function> #<instance>]`, and every instance's start and exit),
     /// `adapter.log` (process mode).
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
@@ -486,7 +562,7 @@ impl LocalStack {
     /// The last `lines` lines of every log, for failure messages.
     pub fn logs_tail(&self, lines: usize) -> String {
         let mut out = String::new();
-        for name in ["watch.log", "moto.log", "market-sim.log", "adapter.log"] {
+        for name in ["functions.log", "moto.log", "market-sim.log", "adapter.log"] {
             let path = self.work_dir.join(name);
             if path.exists() {
                 out.push_str(&format!(
@@ -504,6 +580,85 @@ impl LocalStack {
         match &self.adapter {
             Some(Adapter::Thread(thread)) => thread.invocations(),
             _ => Vec::new(),
+        }
+    }
+
+    /// Every instance of every function, with its pid and what it runs (`GET
+    /// /local-stack/instances` on the adapter, in either adapter mode).
+    pub async fn instances(&self) -> Result<Vec<InstanceInfo>> {
+        let url = format!("{}{INSTANCES_PATH}", self.aws_endpoint_url);
+        let response = reqwest::get(&url)
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| Error::Internal(format!("GET {url}: {e}")))?;
+        response
+            .json()
+            .await
+            .map_err(|e| Error::Internal(format!("GET {url}: not a list of instances: {e}")))
+    }
+
+    /// Waits until an instance of `function` is running an invocation for which `wanted` (given
+    /// the payload) holds, and has run it for at least `busy_for`; returns it.
+    pub async fn wait_for_busy_instance(
+        &self,
+        function: &str,
+        busy_for: Duration,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Result<InstanceInfo> {
+        let found = wait::until_some(timeout, || {
+            let listed = self.instances();
+            let wanted = &wanted;
+            async move {
+                let instances = match listed.await {
+                    Ok(instances) => instances,
+                    Err(e) => return Some(Err(e)),
+                };
+                let busy = instances.into_iter().find(|i| {
+                    i.function == function
+                        && i.state == InstanceState::Busy
+                        && i.busy_ms.unwrap_or(0) >= busy_for.as_millis() as u64
+                        && i.payload
+                            .as_deref()
+                            .and_then(|p| serde_json::from_str(p).ok())
+                            .is_some_and(|p| wanted(&p))
+                });
+                match busy {
+                    Some(instance) => Some(Ok(instance)),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        None
+                    }
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(result) => result,
+            Err(timed_out) => Err(Error::Internal(format!(
+                "no instance of {function} ran a matching invocation for {busy_for:?} within {:?}",
+                timed_out.waited
+            ))),
+        }
+    }
+
+    /// `kill -9` of an instance's process, as an operator (or the kernel's OOM killer) would: the
+    /// function host notices and fails the invocation it held with `Runtime.ExitError`.
+    pub fn kill_instance(&self, instance: &InstanceInfo) -> Result<()> {
+        let pid = i32::try_from(instance.pid)
+            .ok()
+            .filter(|&p| p > 1)
+            .ok_or_else(|| Error::Internal(format!("{instance:?} has no pid to kill")))?;
+        // SAFETY: kill only sends a signal.
+        if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!(
+                "kill -9 {pid} ({} #{}): {}",
+                instance.function,
+                instance.instance,
+                std::io::Error::last_os_error()
+            )))
         }
     }
 
@@ -647,7 +802,6 @@ impl LocalStack {
                 _ => None,
             },
             self.moto.take(),
-            self.watch.take(),
         ];
         for service in services.into_iter().flatten() {
             let name = service.name().to_string();
@@ -658,9 +812,6 @@ impl LocalStack {
 
     /// Stops every process; called by drop.
     fn stop(&mut self) {
-        if let Some(mut watch) = self.watch.take() {
-            watch.stop();
-        }
         if let Some(mut moto) = self.moto.take() {
             moto.stop();
         }
@@ -822,33 +973,6 @@ async fn enable_execution(moto: Option<&mut Service>, url: &str, timeout: Durati
     match enabled {
         Ok(result) => result,
         Err(timed_out) => Err(moto.not_ready(timed_out.waited, last.into_inner())),
-    }
-}
-
-/// Waits until something accepts connections on 127.0.0.1:`port`.
-async fn wait_for_port(service: Option<&mut Service>, port: u16, timeout: Duration) -> Result<()> {
-    let Some(service) = service else {
-        return Ok(());
-    };
-    let ready = wait::until_some(timeout, || {
-        let running = service.ensure_running();
-        async move {
-            if let Err(e) = running {
-                return Some(Err(e));
-            }
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| Ok(()))
-        }
-    })
-    .await;
-    match ready {
-        Ok(result) => result,
-        Err(timed_out) => Err(service.not_ready(
-            timed_out.waited,
-            format!("nothing listens on 127.0.0.1:{port}"),
-        )),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The repository the stack runs from: its tools, its binaries, its state machine definition.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -74,38 +75,45 @@ pub fn without_cargo_crate_env(command: &mut Command) -> &mut Command {
     command
 }
 
-/// Builds the function binaries and market-sim (debug), once per process: `cargo lambda watch`
-/// then starts the functions without compiling, and market-sim is run directly.
+/// Builds `functions` (some of [`FUNCTIONS`]) and market-sim (debug), each once per process: the
+/// stack then runs them without compiling.
 ///
-/// The functions are built in one command and market-sim in another so that each gets the
-/// same feature set as `cargo lambda watch`'s own `cargo build --bin <function>`: a different set
-/// would make watch rebuild them on the first invocation.
-pub fn build_binaries() -> Result<()> {
-    static BUILT: Mutex<bool> = Mutex::new(false);
+/// The functions are built in one command and market-sim in another, so that each gets the
+/// feature set it gets when built alone (`cargo build -p <function>`): a build of all of them at
+/// once would unify features differently and rebuild them every time the two ways alternate.
+pub fn build_binaries(functions: &[&str]) -> Result<()> {
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if *built {
-        return Ok(());
+    let missing: Vec<&str> = functions
+        .iter()
+        .copied()
+        .filter(|f| !built.contains(*f))
+        .collect();
+    if !missing.is_empty() {
+        let mut args = vec!["build".to_string(), "--quiet".to_string()];
+        for f in &missing {
+            args.extend(["-p".to_string(), f.to_string()]);
+        }
+        args.push("--bins".to_string());
+        cargo_build("the Lambda functions", &args)?;
+        built.extend(missing.iter().map(|f| f.to_string()));
     }
-    let mut functions = vec!["build".to_string(), "--quiet".to_string()];
-    for f in FUNCTIONS {
-        functions.extend(["-p".to_string(), f.to_string()]);
+    if !built.contains("market-sim") {
+        cargo_build(
+            "market-sim",
+            &[
+                "build".into(),
+                "--quiet".into(),
+                "-p".into(),
+                "market-sim".into(),
+                "--bin".into(),
+                "market-sim".into(),
+            ],
+        )?;
+        built.insert("market-sim".to_string());
     }
-    functions.push("--bins".to_string());
-    cargo_build("the Lambda functions", &functions)?;
-    cargo_build(
-        "market-sim",
-        &[
-            "build".into(),
-            "--quiet".into(),
-            "-p".into(),
-            "market-sim".into(),
-            "--bin".into(),
-            "market-sim".into(),
-        ],
-    )?;
-    *built = true;
     Ok(())
 }
 
@@ -142,13 +150,51 @@ pub enum MapMode {
     InlineForMeasuring,
 }
 
-/// The state machine definition exactly as `make lint` checks it (`scripts/render-asl`: the
-/// deployment's ARN placeholders filled in), optionally with every Map made inline.
-pub fn render_definition(out: &Path, mode: MapMode) -> Result<String> {
+/// What `scripts/render-asl` fills in besides the ARNs: the functions' timeouts (each Task's
+/// `TimeoutSeconds` is the timeout plus 60 s) and the transient-error retry budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderSettings {
+    pub timeouts: crate::FunctionTimeouts,
+    pub retry_budget_seconds: u32,
+}
+
+impl Default for RenderSettings {
+    /// The Terraform module's defaults: what `make lint` checks.
+    fn default() -> Self {
+        RenderSettings {
+            timeouts: crate::FunctionTimeouts::default(),
+            retry_budget_seconds: 1800,
+        }
+    }
+}
+
+/// The state machine definition exactly as deployment renders it (`scripts/render-asl`: the
+/// ARN placeholders filled in, the timeouts and the retry budget from `settings`), optionally with
+/// every Map made inline.
+pub fn render_definition(out: &Path, mode: MapMode, settings: &RenderSettings) -> Result<String> {
     let script = root().join("scripts").join("render-asl");
+    let seconds = |d: std::time::Duration| d.as_secs().max(1).to_string();
     let output = Command::new(&script)
         .arg(out)
         .current_dir(root())
+        .env_remove("ASL_REGION")
+        .env_remove("ASL_ACCOUNT_ID")
+        .env(
+            "ASL_SELECT_TICKERS_TIMEOUT_SECONDS",
+            seconds(settings.timeouts.select_tickers),
+        )
+        .env(
+            "ASL_FETCH_BATCH_TIMEOUT_SECONDS",
+            seconds(settings.timeouts.fetch_batch),
+        )
+        .env(
+            "ASL_FINALIZE_RUN_TIMEOUT_SECONDS",
+            seconds(settings.timeouts.finalize_run),
+        )
+        .env(
+            "ASL_RETRY_BUDGET_SECONDS",
+            settings.retry_budget_seconds.to_string(),
+        )
         .output()
         .map_err(|source| Error::Spawn {
             service: script.display().to_string(),
@@ -194,7 +240,8 @@ mod tests {
     #[test]
     fn the_rendered_definition_names_real_functions_and_is_json() {
         let out = std::env::temp_dir().join(format!("render-asl-{}.json", std::process::id()));
-        let text = render_definition(&out, MapMode::AsDeployed).unwrap();
+        let text =
+            render_definition(&out, MapMode::AsDeployed, &RenderSettings::default()).unwrap();
         let _ = std::fs::remove_file(&out);
         let definition: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(!text.contains("${"), "placeholders left: {text}");
@@ -206,7 +253,11 @@ mod tests {
                 "no ARN for {f}"
             );
         }
-        assert_eq!(definition["StartAt"], "SelectTickers");
+        assert_eq!(definition["StartAt"], "PrepareSelection");
+        let fetch = &definition["States"]["FetchBatches"]["ItemProcessor"]["States"]["FetchLane"]
+            ["ItemProcessor"]["States"]["FetchBatch"];
+        assert_eq!(fetch["TimeoutSeconds"], 960, "{fetch}");
+        assert_eq!(fetch["Retry"][1]["MaxAttempts"], 64, "{fetch}");
     }
 
     #[test]

@@ -10,6 +10,19 @@ use serde::{Deserialize, Serialize};
 use crate::generator::canonical_symbol;
 
 /// What a 429 says about when to come back.
+/// How the `fail_every_nth` requests fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    /// The `fail_status` HTTP status (503 by default).
+    #[default]
+    Status,
+    /// A 200 whose JSON body is cut in half (a dropped connection, a proxy).
+    Truncated,
+    /// The normal answer, after `fail_slow_ms`.
+    Slow,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryAfter {
@@ -105,6 +118,11 @@ pub struct Knobs {
     /// 429s included) is answered with `fail_status`.
     pub fail_every_nth: Option<u64>,
     pub fail_status: u16,
+    /// How those n-th requests fail: `status` (answered with `fail_status`), `truncated` (a
+    /// 200 whose JSON body is cut in half), or `slow` (answered normally after `fail_slow_ms`,
+    /// so that a client with a shorter timeout gives up).
+    pub fail_kind: FailKind,
+    pub fail_slow_ms: u64,
     /// Symbols answered with a 200 whose JSON body is cut in half.
     pub malformed_symbols: BTreeSet<String>,
     /// Cut every provider body in half.
@@ -147,6 +165,8 @@ impl Default for Knobs {
             latency_ms: 0,
             fail_every_nth: None,
             fail_status: 503,
+            fail_kind: FailKind::Status,
+            fail_slow_ms: 30_000,
             malformed_symbols: BTreeSet::new(),
             malformed_all: false,
             unknown_symbols: BTreeSet::new(),

@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 
 pub use exchange::Exchange;
 pub use generator::{Granularity, Interval, Provider};
-pub use knobs::{Knobs, LiveBar, RateLimit, RetryAfter, Scale};
+pub use knobs::{FailKind, Knobs, LiveBar, RateLimit, RetryAfter, Scale};
 pub use polygon::PUBLIC_BASE_URL as POLYGON_PUBLIC_BASE_URL;
 pub use state::{PathCount, RequestsReport, RouteCount};
 pub use yahoo::HOURLY_HISTORY_DAYS;

@@ -44,6 +44,12 @@ struct Args {
     fail_every_nth: Option<u64>,
     #[arg(long, default_value_t = 503)]
     fail_status: u16,
+    /// How the n-th requests fail: status, truncated (a cut JSON body) or slow.
+    #[arg(long, value_enum, default_value = "status")]
+    fail_kind: market_sim::FailKind,
+    /// With --fail-kind slow: how long those answers take.
+    #[arg(long, default_value_t = 30_000)]
+    fail_slow_ms: u64,
     /// Symbols answered with a truncated JSON body (repeatable or comma-separated).
     #[arg(long = "malformed", value_delimiter = ',')]
     malformed: Vec<String>,
@@ -138,6 +144,8 @@ impl Args {
             latency_ms: self.latency_ms,
             fail_every_nth: self.fail_every_nth,
             fail_status: self.fail_status,
+            fail_kind: self.fail_kind,
+            fail_slow_ms: self.fail_slow_ms,
             malformed_symbols: set(&self.malformed),
             malformed_all: self.malformed_all,
             unknown_symbols: set(&self.unknown),

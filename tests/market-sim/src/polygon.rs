@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use crate::generator::{self, Interval, Provider, SimBar};
-use crate::knobs::Knobs;
+use crate::knobs::{FailKind, Knobs};
 use crate::state::{Admission, SimState};
 use crate::{json_response, truncated};
 
@@ -68,17 +68,21 @@ pub async fn aggregates(
         }
         return response;
     }
-    if knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0) {
+    let fault = knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0);
+    if fault && knobs.fail_kind == FailKind::Status {
         let status =
             StatusCode::from_u16(knobs.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         return error(&state, status, "Internal server error");
+    }
+    if fault && knobs.fail_kind == FailKind::Slow {
+        tokio::time::sleep(std::time::Duration::from_millis(knobs.fail_slow_ms)).await;
     }
     let request = match Request::parse(&ticker, &multiplier, &timespan, &from, &to, &params) {
         Ok(r) => r,
         Err(message) => return error(&state, StatusCode::BAD_REQUEST, &message),
     };
     let body = request.page(&knobs, &state.next_request_id());
-    if knobs.is_malformed(&ticker) {
+    if (fault && knobs.fail_kind == FailKind::Truncated) || knobs.is_malformed(&ticker) {
         truncated(&body)
     } else {
         json_response(StatusCode::OK, &body)

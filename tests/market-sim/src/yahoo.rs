@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::exchange::{self, Exchange};
 use crate::generator::{self, Granularity, Interval, Provider};
-use crate::knobs::{Knobs, LiveBar};
+use crate::knobs::{FailKind, Knobs, LiveBar};
 use crate::state::{Admission, SimState};
 use crate::{json_response, truncated};
 
@@ -69,7 +69,8 @@ pub async fn chart(
         }
         return response;
     }
-    if knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0) {
+    let fault = knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0);
+    if fault && knobs.fail_kind == FailKind::Status {
         let status =
             StatusCode::from_u16(knobs.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         return (
@@ -79,8 +80,12 @@ pub async fn chart(
         )
             .into_response();
     }
+    if fault && knobs.fail_kind == FailKind::Slow {
+        tokio::time::sleep(std::time::Duration::from_millis(knobs.fail_slow_ms)).await;
+    }
+    let cut = fault && knobs.fail_kind == FailKind::Truncated;
     match answer(&knobs, &symbol, &params, knobs.now()) {
-        Ok(body) if knobs.is_malformed(&symbol) => truncated(&body),
+        Ok(body) if cut || knobs.is_malformed(&symbol) => truncated(&body),
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(error) => error.into_response(),
     }

@@ -44,7 +44,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the `atexit` hook waits for the server to stop and its folder to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The superuser of a throwaway cluster (initdb `-U`), whatever OS user runs it.
-const SUPERUSER: &str = "postgres";
+pub(crate) const SUPERUSER: &str = "postgres";
 
 /// An empty database that exists for one test.
 ///
@@ -305,7 +305,7 @@ fn drop_database(admin: &Config, name: &str) -> Result<(), String> {
 }
 
 /// Connects without TLS and drives the connection on the current runtime.
-async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+pub(crate) async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -329,7 +329,7 @@ fn unique_name() -> String {
     format!("test_{}_{n}_{:08x}", std::process::id(), random_u32())
 }
 
-fn random_u32() -> u32 {
+pub(crate) fn random_u32() -> u32 {
     // RandomState is seeded from the OS; hashing the time as well varies it per call.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
@@ -342,7 +342,7 @@ fn random_u32() -> u32 {
 }
 
 /// `host:port/db` for messages; never the password.
-fn describe(config: &Config) -> String {
+pub(crate) fn describe(config: &Config) -> String {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         Some(Host::Unix(p)) => p.display().to_string(),
@@ -354,7 +354,7 @@ fn describe(config: &Config) -> String {
 }
 
 /// Renders a config as a `postgres://user:password@host:port,…/dbname` URL.
-fn config_to_url(config: &Config) -> String {
+pub(crate) fn config_to_url(config: &Config) -> String {
     let mut url = String::from("postgres://");
     if let Some(user) = config.get_user() {
         url.push_str(&percent_encode(user.as_bytes()));
@@ -623,7 +623,7 @@ impl Cluster {
     }
 }
 
-fn initdb(bindir: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
+pub(crate) fn initdb(bindir: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
     let mut cmd = Command::new(bindir.join("initdb"));
     cmd.arg("-D")
         .arg(dir.join("data"))
@@ -681,20 +681,20 @@ fn wait_until_ready(bindir: &Path, port: u16, postmaster_pid: u32) -> Result<(),
     }
 }
 
-fn read_log(dir: &Path) -> String {
+pub(crate) fn read_log(dir: &Path) -> String {
     let log = fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
 
 /// `Some((uid, gid))` of the `postgres` user when this process is root (initdb and postgres
 /// refuse to run as root), `None` to run them as ourselves.
-fn cluster_owner() -> Result<Option<(u32, u32)>, String> {
+pub(crate) fn cluster_owner() -> Result<Option<(u32, u32)>, String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
@@ -716,7 +716,7 @@ fn cluster_owner() -> Result<Option<(u32, u32)>, String> {
     Ok(Some((id("-u")?, id("-g")?)))
 }
 
-fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
+pub(crate) fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
     if let Some((uid, gid)) = owner {
         // std drops the supplementary groups too when root changes uid.
         cmd.uid(uid).gid(gid);
@@ -724,7 +724,7 @@ fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
 }
 
 /// The folder with `initdb`, `postgres` and `pg_isready`.
-fn find_bindir() -> Result<PathBuf, String> {
+pub(crate) fn find_bindir() -> Result<PathBuf, String> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(dir) = std::env::var_os("PG_BINDIR") {
         candidates.push(dir.into());

@@ -54,7 +54,7 @@ locals {
       })
     }
     "fetch-batch" = {
-      description          = "price-backfill: fetch and upsert one batch of tickers, paced; returns done, partial or rate_limited"
+      description          = "price-backfill: fetch and upsert one batch of tickers, paced; returns done, partial, rate_limited, unavailable or stalled"
       memory_mb            = var.fetch_batch_memory_mb
       timeout_seconds      = var.fetch_batch_timeout_seconds
       reserved_concurrency = var.fetch_batch_reserved_concurrency

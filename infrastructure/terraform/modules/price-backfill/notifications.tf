@@ -1,5 +1,8 @@
 # Notifications: the state machine's execution status changes (FAILED, TIMED_OUT, ABORTED, and
-# SUCCEEDED when notify_on_success) go to an SNS topic, as one line naming the execution. Every
+# SUCCEEDED when notify_on_success) go to an SNS topic, as one line naming the execution. A run
+# that needs a person ends FAILED: RunIncomplete (tickers left for a resume) and
+# RunCompletedWithFailures (tickers failed for good) are Fail states of the definition, so this
+# rule and the ExecutionsFailed alarm cover both; only a run with every ticker success SUCCEEDS. Every
 # execution name works with the CLI in place of a run id: CLI-started executions are named after
 # their run id (a resume: <run_id>-resume-<time>), scheduled ones scheduled-<id>, stored with the run.
 

@@ -46,7 +46,7 @@ variable "select_tickers_memory_mb" {
 }
 
 variable "select_tickers_timeout_seconds" {
-  description = "Timeout of select-tickers (s). It plans thousands of tickers in a few seconds; the state machine retries DatabaseUnavailable."
+  description = "Timeout of select-tickers (s). It plans thousands of tickers in a few seconds; the state machine retries DatabaseUnavailable. Its Task gives up 60 s after this (TimeoutSeconds)."
   type        = number
   default     = 60
 }
@@ -64,7 +64,7 @@ variable "fetch_batch_memory_mb" {
 }
 
 variable "fetch_batch_timeout_seconds" {
-  description = "Timeout of fetch-batch (s). It stops starting tickers DEADLINE_MARGIN_SECONDS before this and returns `partial`; the maximum (900) means fewer partial rounds per batch."
+  description = "Timeout of fetch-batch (s). It stops starting tickers DEADLINE_MARGIN_SECONDS before this and returns `partial`; the maximum (900) means fewer partial rounds per batch. Its Task gives up 60 s after this (TimeoutSeconds)."
   type        = number
   default     = 900
 
@@ -87,7 +87,7 @@ variable "finalize_run_memory_mb" {
 }
 
 variable "finalize_run_timeout_seconds" {
-  description = "Timeout of finalize-run (s)."
+  description = "Timeout of finalize-run (s). Its Task gives up 60 s after this (TimeoutSeconds)."
   type        = number
   default     = 60
 }
@@ -96,6 +96,21 @@ variable "finalize_run_reserved_concurrency" {
   description = "Reserved concurrency of finalize-run: one invocation per run end. -1 reserves nothing."
   type        = number
   default     = 2
+}
+
+# ---------------------------------------------------------------------------------------------
+# Fault handling in the state machine (statemachine/backfill.asl.json)
+# ---------------------------------------------------------------------------------------------
+
+variable "transient_fault_retry_budget_seconds" {
+  description = "How long each Task state keeps retrying transient errors (DatabaseUnavailable, ProviderUnavailable, Lambda service errors, Lambda.Unknown, Runtime.ExitError, Runtime.OutOfMemory) in a row, on average, before it gives up: a batch is then recorded as failed, a run start or finalize fails the execution. Any successful invocation starts a new budget, so this is time without progress. Sets the retriers' MaxAttempts (delays 2, 4, 8, 16, 32, then 60 s, each jittered between 0 and the delay); 0 turns these retries off."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.transient_fault_retry_budget_seconds >= 0 && var.transient_fault_retry_budget_seconds <= 604800 && floor(var.transient_fault_retry_budget_seconds) == var.transient_fault_retry_budget_seconds
+    error_message = "transient_fault_retry_budget_seconds must be a whole number of seconds from 0 to 604800 (a week)."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

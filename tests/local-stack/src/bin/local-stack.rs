@@ -2,8 +2,9 @@
 //! scripts/local-down, `make local-up`, the demo).
 //!
 //! `up` starts PostgreSQL (scripts/pg-up, unless `--database-url`), market-sim, the Lambda Invoke
-//! adapter, moto and `cargo lambda watch`, each in its own process group, creates the state
-//! machine and writes `<state-dir>/env` (`export` lines for clients) and `<state-dir>/pids`.
+//! adapter (which runs the function binaries) and moto, each in its own process group, creates
+//! the state machine and writes `<state-dir>/env` (`export` lines for clients) and
+//! `<state-dir>/pids`.
 //! `down` stops every process (and what they started) and the PostgreSQL cluster.
 
 use std::fmt::Write as _;
@@ -18,7 +19,7 @@ use local_stack::{workspace, AdapterMode, LocalStack, LocalStackOptions};
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "The price-backfill local stack: moto + Lambda Invoke adapter + cargo lambda watch + PostgreSQL + market-sim"
+    about = "The price-backfill local stack: moto + the Lambda Invoke adapter running the functions + PostgreSQL + market-sim"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,9 +57,13 @@ struct UpArgs {
     /// FETCH_BUDGET_SECONDS=5,RATE_LIMIT_BACKOFF_BASE_SECONDS=1.
     #[arg(long, env = "LOCAL_STACK_FUNCTION_ENV", value_delimiter = ',')]
     function_env: Vec<String>,
-    /// Function instances per function in cargo lambda watch.
+    /// Instances of each function that may run at once.
     #[arg(long, default_value_t = 4)]
     lambda_concurrency: u32,
+    /// How long each Task retries transient errors in a row, on average (the Terraform module's
+    /// transient_fault_retry_budget_seconds); small values make fault experiments quick.
+    #[arg(long, env = "LOCAL_STACK_RETRY_BUDGET_SECONDS", default_value_t = 1800)]
+    retry_budget_seconds: u32,
     /// Skip building the function binaries and market-sim.
     #[arg(long)]
     no_build: bool,
@@ -141,6 +146,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             .collect(),
         database_url: Some(database_url),
         lambda_concurrency: args.lambda_concurrency,
+        retry_budget_seconds: args.retry_budget_seconds,
         build: !args.no_build,
         work_dir: Some(state_dir.clone()),
         adapter: AdapterMode::Process(adapter),
@@ -219,7 +225,8 @@ fn down(state_dir: &Path) -> anyhow::Result<()> {
     let state_dir = absolute(state_dir)?;
     let processes = recorded_processes(&state_dir)?.unwrap_or_default();
     let mut survivors = Vec::new();
-    // The interpreter's callers first (watch was started last), then the rest.
+    // The interpreter first (started last), then the adapter and its function instances, then
+    // market-sim.
     for process in processes.iter().rev() {
         if !process.is_running() {
             continue;

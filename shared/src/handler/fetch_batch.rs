@@ -169,9 +169,7 @@ impl App {
                     let (since, faults) = db_fault.get_or_insert((StdInstant::now(), 0));
                     *faults += 1;
                     let wait = fault_backoff(self.config(), *faults, &mut rand::rng());
-                    let patient = since.elapsed() + wait <= self.config().fault_patience
-                        && tokio::time::Instant::now() + wait < stop_at;
-                    if !patient {
+                    if !patient(*since, wait, self.config().fault_patience, stop_at) {
                         // Nothing more can be recorded without the database: the state
                         // machine's Retry takes over.
                         return Err(e);
@@ -407,16 +405,21 @@ impl App {
                 page_last,
             )
             .await?;
-            // The page and the cursor are durable together; a fetch interrupted from here on
-            // goes on after this page.
+            if pages.done() {
+                // The last page: the ticker's success commits with it, the claim held throughout,
+                // so no other invocation can take the ticker up in between.
+                continue;
+            }
+            // Pages left: this page and the cursor are made durable together; a fetch
+            // interrupted from here on goes on after this page.
             tx.commit().await?;
             tx = client.transaction().await?;
             if !progress::reclaim(&*tx, claim.id).await? {
                 break TickerResult::HandedOff;
             }
-            // Past the deadline with pages left: stop here; each call stores at least a page,
-            // so even a tiny budget gets through a long range.
-            if !pages.done() && tokio::time::Instant::now() >= stop_at {
+            // Past the deadline: stop here; each call stores at least a page, so even a tiny
+            // budget gets through a long range.
+            if tokio::time::Instant::now() >= stop_at {
                 tx.commit().await?;
                 break TickerResult::Interrupted;
             }
@@ -441,9 +444,7 @@ async fn next_page(
             Err(e) if e.is_transient() => {
                 faults += 1;
                 let wait = fault_backoff(config, faults, &mut rand::rng());
-                let patient = clock.elapsed() + wait <= patience
-                    && tokio::time::Instant::now() + wait < stop_at;
-                if !patient {
+                if !patient(clock, wait, patience, stop_at) {
                     return Err(e);
                 }
                 warn!(error_name = e.name(), error = %e, faults, retry_in_ms = wait.as_millis() as u64, "transient provider fault; retrying");
@@ -514,6 +515,17 @@ async fn record_provider_error(
             Err(e.into())
         }
     }
+}
+
+/// Whether another try, after waiting `wait`, still fits: within `patience` of the first fault
+/// (at `since`) and before `stop_at`.
+fn patient(
+    since: StdInstant,
+    wait: Duration,
+    patience: Duration,
+    stop_at: tokio::time::Instant,
+) -> bool {
+    since.elapsed() + wait <= patience && tokio::time::Instant::now() + wait < stop_at
 }
 
 /// Wait before another try after `faults` consecutive transient faults: exponential from the

@@ -236,40 +236,32 @@ async fn finalize_on_a_finished_run_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(first.status, RunStatus::Succeeded);
-    let stored = |env: &Env| {
-        let run_id = run.run_id.clone();
-        let url = env.db.url();
-        async move {
-            let client = shared::db::ConnectionSettings::connect(
-                &shared::db::parse_url(&url, &Default::default()).unwrap(),
-                std::time::Duration::from_secs(5),
+    // The run's closing as stored, and its failed batches.
+    let stored = || async {
+        let client = env.client().await;
+        let row = client
+            .query_one(
+                "SELECT status, summary::text, finished_at FROM backfill_run WHERE run_id = $1",
+                &[&run.run_id.as_str()],
             )
             .await
             .unwrap();
-            let row = client
-                .query_one(
-                    "SELECT status, summary::text, finished_at FROM backfill_run WHERE run_id = $1",
-                    &[&run_id.as_str()],
-                )
-                .await
-                .unwrap();
-            let batches: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM backfill_batch WHERE run_id = $1 AND last_status = 'failed'",
-                    &[&run_id.as_str()],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            (
-                row.get::<_, String>(0),
-                row.get::<_, String>(1),
-                row.get::<_, chrono::DateTime<chrono::Utc>>(2),
-                batches,
+        let batches: i64 = client
+            .query_one(
+                "SELECT count(*) FROM backfill_batch WHERE run_id = $1 AND last_status = 'failed'",
+                &[&run.run_id.as_str()],
             )
-        }
+            .await
+            .unwrap()
+            .get(0);
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, chrono::DateTime<chrono::Utc>>(2),
+            batches,
+        )
     };
-    let before = stored(&env).await;
+    let before = stored().await;
 
     let again = env
         .app
@@ -284,7 +276,7 @@ async fn finalize_on_a_finished_run_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(again, first);
-    assert_eq!(stored(&env).await, before);
+    assert_eq!(stored().await, before);
 }
 
 /// An execution whose lease was taken over does not close the run the new one works on.

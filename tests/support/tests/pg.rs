@@ -109,15 +109,15 @@ async fn child_starts_a_cluster() {
     let db = TestDb::new().await;
     let client = db.client().await;
     let row = client
-        .query_one(
-            "SELECT pg_backend_pid(), current_setting('data_directory')",
-            &[],
-        )
+        .query_one("SELECT current_setting('data_directory')", &[])
         .await
         .unwrap();
-    let backend: i32 = row.get(0);
-    let data_directory: String = row.get(1);
-    println!("BACKEND={backend}");
+    let data_directory: String = row.get(0);
+    // The postmaster's pid is the first line of its pid file. Read here, while the cluster
+    // surely runs: in mode `exit` the parent may look only after this process is gone.
+    let pid_file = std::fs::read_to_string(format!("{data_directory}/postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+    println!("POSTMASTER={postmaster}");
     println!("DATA={data_directory}");
     if mode == "hang" {
         std::future::pending::<()>().await;
@@ -145,27 +145,22 @@ fn spawn_child(mode: &str) -> (std::process::Child, ChildCluster) {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut backend, mut data) = (None, None);
+    let (mut postmaster, mut data) = (None, None);
     for line in stdout.by_ref() {
         let line = line.unwrap();
-        if let Some(v) = line.strip_prefix("BACKEND=") {
-            backend = Some(v.parse::<u32>().unwrap());
+        if let Some(v) = line.strip_prefix("POSTMASTER=") {
+            postmaster = Some(v.parse::<u32>().unwrap());
         } else if let Some(v) = line.strip_prefix("DATA=") {
             data = Some(PathBuf::from(v));
         }
-        if backend.is_some() && data.is_some() {
+        if postmaster.is_some() && data.is_some() {
             break;
         }
     }
     // Keep reading: a child writing to a closed pipe would fail.
     std::thread::spawn(move || stdout.for_each(drop));
-    let (backend, data) = (backend.expect("child backend"), data.expect("child data"));
-    // The backend's parent is the postmaster.
-    let stat = std::fs::read_to_string(format!("/proc/{backend}/stat")).unwrap();
-    let postmaster = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(1);
-    let postmaster: u32 = postmaster.unwrap().parse().unwrap();
-    let folder = data.parent().unwrap().to_path_buf();
-    assert!(folder.exists());
+    let postmaster = postmaster.expect("child postmaster");
+    let folder = data.expect("child data").parent().unwrap().to_path_buf();
     (child, ChildCluster { postmaster, folder })
 }
 
@@ -193,6 +188,7 @@ async fn a_cluster_is_gone_when_its_process_exits() {
 #[tokio::test]
 async fn a_cluster_is_gone_when_its_process_is_killed() {
     let (mut child, cluster) = spawn_child("hang");
+    assert!(cluster.folder.exists());
     assert!(!gone(&cluster));
     child.kill().unwrap(); // SIGKILL: no atexit, no destructors
     child.wait().unwrap();

@@ -56,13 +56,14 @@ test: tools lint infra-check ## lint, infra-check, then every unit and integrati
 	cargo test --workspace
 	if [ -x $(SMOKE) ]; then $(SMOKE); else echo "skipping the smoke test: no $(SMOKE)"; fi
 
-# Not part of `make test`. Release builds; market-sim and PostgreSQL run as separate processes, so
-# only fetch-batch's memory is measured. The binary runs straight from the shell, not through
-# `cargo run` (exec would carry cargo's memory into its ru_maxrss). Exits 1 when the goal is missed.
-bench: ## Peak RSS of fetch-batch, a 20-year vs a 1-year Polygon 1h ticker (release); target/bench/memory.json
+# Not part of `make test`; about 5 minutes after the build (at most 15). Release builds; market-sim,
+# PostgreSQL, the fetch-batch binary (cold start, RSS) and `backfill plan` (the estimate) run as
+# separate processes. The bench runs straight from the shell, not through `cargo run` (exec would
+# carry cargo's memory into its ru_maxrss). One line per figure with its ratio and goal, also in
+# target/bench/figures.txt and figures.json (memory details: memory.json). Exits 1 when a goal is missed.
+bench: ## Benchmarks (release): memory, throughput at a rate limit, upsert vs COPY, cold start, $/run; target/bench/figures.txt
 	scripts/ensure-tools postgres
-	cargo build --release -p market-sim
-	cargo build --release -p bench
+	cargo build --release -p market-sim -p fetch-batch -p statemachine -p bench
 	$${CARGO_TARGET_DIR:-target}/release/bench
 
 migrate-up: ## Apply the migrations to DATABASE_URL (idempotent)

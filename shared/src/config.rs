@@ -113,9 +113,12 @@ pub struct Config {
     pub polygon_api_key: ApiKeySource,
     /// Per-request timeout towards the provider.
     pub http_timeout: Duration,
-    /// Exponential backoff after a 429 without `Retry-After`: base, doubled per consecutive 429, capped.
-    pub rate_limit_backoff_base: Duration,
-    pub rate_limit_backoff_cap: Duration,
+    /// How long a 429 without `Retry-After` pauses the shared request budget for every instance
+    /// (the providers' limits are per minute: one window).
+    pub rate_limit_pause: Duration,
+    /// The longest a request sleeps for its slot in the shared budget; a slot further away ends
+    /// the invocation `rate_limited`, and the state machine waits instead of a billed Lambda.
+    pub rate_budget_max_wait: Duration,
     /// Transient faults (provider 5xx, timeouts, garbled bodies, a lost database connection):
     /// retried where they happen with exponential backoff and jitter from `fault_backoff_base`,
     /// capped at `fault_backoff_cap`, for at most `fault_patience` per ticker and invocation;
@@ -126,7 +129,8 @@ pub struct Config {
     pub fault_patience: Duration,
     /// A batch in which no ticker finished for this long is given up (`stalled`).
     pub no_progress_timeout: Duration,
-    /// Database pool size per process. One is enough for a Lambda that handles one event at a time.
+    /// Database pool size per process: at least 2, one connection for a ticker's transaction and
+    /// one for the shared request budget (which must never wait inside that transaction).
     pub db_pool_size: usize,
 }
 
@@ -168,15 +172,15 @@ impl Config {
             polygon_base_url: url("POLYGON_BASE_URL", DEFAULT_POLYGON_BASE_URL)?,
             polygon_api_key,
             http_timeout: secs("PROVIDER_TIMEOUT_SECONDS", 20)?,
-            rate_limit_backoff_base: secs("RATE_LIMIT_BACKOFF_BASE_SECONDS", 5)?,
-            rate_limit_backoff_cap: secs("RATE_LIMIT_BACKOFF_CAP_SECONDS", 300)?,
+            rate_limit_pause: secs("RATE_LIMIT_PAUSE_SECONDS", 60)?,
+            rate_budget_max_wait: secs("RATE_BUDGET_MAX_WAIT_SECONDS", 10)?,
             fault_backoff_base: Duration::from_millis(
                 number("FAULT_BACKOFF_BASE_MS")?.unwrap_or(500),
             ),
             fault_backoff_cap: secs("FAULT_BACKOFF_CAP_SECONDS", 60)?,
             fault_patience: secs("FAULT_PATIENCE_SECONDS", 60)?,
             no_progress_timeout: secs("NO_PROGRESS_TIMEOUT_SECONDS", 1800)?,
-            db_pool_size: number("DATABASE_POOL_SIZE")?.unwrap_or(2).max(1) as usize,
+            db_pool_size: number("DATABASE_POOL_SIZE")?.unwrap_or(2).max(2) as usize,
         })
     }
 }
@@ -189,7 +193,8 @@ pub struct RunDefaults {
     pub provider: ProviderKind,
     /// `BACKFILL_START_DATE`: the start of runs whose request gives neither a start nor a lookback.
     pub start_date: NaiveDate,
-    /// `PROVIDER_REQUESTS_PER_MINUTE`; `None` means the provider's own default.
+    /// `PROVIDER_REQUESTS_PER_MINUTE`: the aggregate rate of every fetch-batch instance of every
+    /// run together (one shared budget per provider and key); `None` means the provider's default.
     pub requests_per_minute: Option<u32>,
     /// Stop starting tickers when less than this remains before the deadline.
     pub deadline_margin: Duration,

@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::BackfillError;
-use crate::model::{ExecutionName, Interval, ProviderKind, Reprocess, RunId, Symbol};
+use crate::model::{
+    ExecutionName, Interval, ProviderKind, Reprocess, RunId, Strategy, StrategyRequest, Symbol,
+};
 
 /// `select-tickers` input; also the state machine's execution input, so fields meant for the ASL
 /// (`max_concurrency`, `max_rate_limit_rounds`) are accepted and ignored here. Any other field is
@@ -59,6 +61,11 @@ pub struct SelectTickersInput {
     pub provider: Option<ProviderKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reprocess: Option<Reprocess>,
+    /// `per-ticker`, `grouped` (Polygon's grouped daily endpoint: one call per day for every
+    /// ticker; polygon and 1d only) or `auto` (the default: grouped when the window has fewer
+    /// weekdays than the run has tickers). Stored with the run; a resume keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<StrategyRequest>,
     /// Where `stock_price_history.symbol` references `ticker` (the original's database), listed
     /// symbols that `ticker` lacks are added to it (name = symbol, empty alias and source lists)
     /// instead of being settled as `failed` / `NotInTickerTable`. New runs and resumes alike.
@@ -100,6 +107,9 @@ pub struct SelectTickersOutput {
     pub end_date: String,
     pub interval: Interval,
     pub provider: ProviderKind,
+    /// How the run fetches: with `grouped`, each batch is a range of days, not of tickers.
+    #[serde(default)]
+    pub strategy: Strategy,
     pub batch_size: i64,
     /// For the state machine's Map: how many batches run at once.
     pub max_concurrency: i64,
@@ -160,8 +170,13 @@ pub struct FetchBatchOutput {
     pub run_id: RunId,
     pub batch: i32,
     pub status: BatchStatus,
-    /// Set only with `status: rate_limited`.
+    /// Set with `status: rate_limited` (and `unavailable`): how long to wait.
     pub retry_after_seconds: Option<u64>,
+    /// With `status: rate_limited`: whether this wait counts towards the state machine's
+    /// `max_rate_limit_rounds` (the provider answered 429 and no ticker finished). Waiting for
+    /// the shared budget's next slot is pacing and does not count.
+    #[serde(default)]
+    pub rate_limit_round: bool,
     /// Ticker counts of the whole batch after this invocation.
     pub success: i64,
     pub failed: i64,

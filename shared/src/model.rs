@@ -228,6 +228,202 @@ impl fmt::Display for ProviderKind {
     }
 }
 
+/// How a run fetches its bars, stored with the run so that every function (and a resume) works
+/// the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// One ranged request per ticker (plus pages): the work unit is a ticker.
+    #[default]
+    PerTicker,
+    /// Polygon's grouped daily endpoint, every US stock for one day per request: the work unit
+    /// is a day (`backfill_day`), and tickers are settled once every day is done.
+    Grouped,
+}
+
+impl Strategy {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Strategy::PerTicker => "per-ticker",
+            Strategy::Grouped => "grouped",
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = BackfillError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "per-ticker" => Ok(Strategy::PerTicker),
+            "grouped" => Ok(Strategy::Grouped),
+            other => Err(BackfillError::InvalidInput(format!(
+                "strategy {other:?} is not supported: use \"per-ticker\" or \"grouped\""
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The strategy a request asks for: one of [`Strategy`], or `auto` (the default), which picks
+/// the one with fewer provider calls (see [`choose_strategy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyRequest {
+    #[default]
+    Auto,
+    PerTicker,
+    Grouped,
+}
+
+impl StrategyRequest {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StrategyRequest::Auto => "auto",
+            StrategyRequest::PerTicker => "per-ticker",
+            StrategyRequest::Grouped => "grouped",
+        }
+    }
+
+    /// Refuses what can never work, before anything is written: the grouped endpoint is
+    /// Polygon's, and serves daily bars only.
+    pub fn check(&self, provider: ProviderKind, interval: Interval) -> Result<(), BackfillError> {
+        if *self != StrategyRequest::Grouped {
+            return Ok(());
+        }
+        if provider != ProviderKind::Polygon {
+            return Err(BackfillError::InvalidInput(format!(
+                "strategy \"grouped\" needs provider polygon (its grouped daily endpoint); \
+                 provider {provider} has none: use strategy \"per-ticker\" or \"auto\", or provider polygon"
+            )));
+        }
+        if interval != Interval::Day {
+            return Err(BackfillError::InvalidInput(format!(
+                "strategy \"grouped\" fetches daily bars only, and the interval is {interval}: \
+                 use interval 1d, or strategy \"per-ticker\" or \"auto\""
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for StrategyRequest {
+    type Err = BackfillError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(StrategyRequest::Auto),
+            "per-ticker" => Ok(StrategyRequest::PerTicker),
+            "grouped" => Ok(StrategyRequest::Grouped),
+            other => Err(BackfillError::InvalidInput(format!(
+                "strategy {other:?} is not supported: use \"per-ticker\", \"grouped\" or \"auto\""
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for StrategyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Weekdays (Monday to Friday) of `range`: the days the grouped strategy asks for. Exchange
+/// holidays are not known here, so each one costs one call that answers `resultsCount: 0`
+/// (about 9 a year on US exchanges).
+pub fn weekdays(range: &DateRange) -> Vec<NaiveDate> {
+    use chrono::{Datelike, Weekday};
+    range
+        .start()
+        .iter_days()
+        .take_while(|d| *d <= range.end())
+        .filter(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+        .collect()
+}
+
+/// The strategy picked for a run, and why (for `backfill plan` and the logs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StrategyDecision {
+    pub strategy: Strategy,
+    /// Weekdays of the window: the grouped strategy's calls.
+    pub trading_days: i64,
+    pub tickers: i64,
+    /// Calls with the strategy picked (first pages only for per-ticker).
+    pub calls: i64,
+    /// Calls with the other strategy, where it is possible.
+    pub alternative_calls: Option<i64>,
+    pub reason: String,
+}
+
+/// Picks a run's strategy. `auto` is grouped iff the provider is Polygon, the interval 1d and the
+/// window has fewer weekdays than the run has tickers: then one call per day beats one (at least)
+/// per ticker. An explicit `grouped` on Yahoo or 1h is `InvalidInput` ([`StrategyRequest::check`]).
+pub fn choose_strategy(
+    requested: StrategyRequest,
+    provider: ProviderKind,
+    interval: Interval,
+    range: &DateRange,
+    tickers: usize,
+) -> Result<StrategyDecision, BackfillError> {
+    requested.check(provider, interval)?;
+    let trading_days = weekdays(range).len() as i64;
+    if requested == StrategyRequest::Grouped && trading_days == 0 {
+        return Err(BackfillError::InvalidInput(format!(
+            "strategy \"grouped\" fetches weekdays, and {range} has none: widen the window or use strategy \"per-ticker\""
+        )));
+    }
+    let tickers = tickers as i64;
+    let possible = provider == ProviderKind::Polygon && interval == Interval::Day;
+    let decision = |strategy: Strategy, reason: String| {
+        let (calls, alternative) = match strategy {
+            Strategy::Grouped => (trading_days, Some(tickers)),
+            Strategy::PerTicker => (tickers, possible.then_some(trading_days)),
+        };
+        StrategyDecision {
+            strategy,
+            trading_days,
+            tickers,
+            calls,
+            alternative_calls: alternative,
+            reason,
+        }
+    };
+    Ok(match requested {
+        StrategyRequest::Grouped => decision(
+            Strategy::Grouped,
+            format!(
+                "grouped (asked for): {trading_days} trading days, {trading_days} calls instead of {tickers}"
+            ),
+        ),
+        StrategyRequest::PerTicker => decision(
+            Strategy::PerTicker,
+            format!("per-ticker (asked for): {tickers} tickers, one ranged request each"),
+        ),
+        StrategyRequest::Auto if !possible => decision(
+            Strategy::PerTicker,
+            format!(
+                "per-ticker: the grouped daily endpoint needs provider polygon and interval 1d \
+                 (this run: {provider}, {interval})"
+            ),
+        ),
+        StrategyRequest::Auto if 0 < trading_days && trading_days < tickers => decision(
+            Strategy::Grouped,
+            format!(
+                "grouped: {trading_days} trading days < {tickers} tickers: {trading_days} calls instead of {tickers}"
+            ),
+        ),
+        StrategyRequest::Auto => decision(
+            Strategy::PerTicker,
+            format!(
+                "per-ticker: {trading_days} trading days >= {tickers} tickers: {tickers} calls instead of {trading_days}"
+            ),
+        ),
+    })
+}
+
 /// Run identifier in the original job's format: `backfill-YYYYMMDD-HHMMSS-<8 hex>` (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -534,6 +730,87 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn auto_picks_grouped_only_for_polygon_daily_with_fewer_days_than_tickers() {
+        let d = |s| parse_date("d", s).unwrap();
+        // 2026-03-09 (Mon) ..= 2026-03-15 (Sun): 5 weekdays.
+        let week = DateRange::new(d("2026-03-09"), d("2026-03-15")).unwrap();
+        let pick = |provider, interval, tickers| {
+            choose_strategy(StrategyRequest::Auto, provider, interval, &week, tickers).unwrap()
+        };
+        let grouped = pick(ProviderKind::Polygon, Interval::Day, 12);
+        assert_eq!(grouped.strategy, Strategy::Grouped);
+        assert_eq!((grouped.trading_days, grouped.calls), (5, 5));
+        assert_eq!(grouped.alternative_calls, Some(12));
+        assert!(
+            grouped.reason.contains("5 trading days < 12 tickers"),
+            "{}",
+            grouped.reason
+        );
+        // As many tickers as days: per ticker is no worse.
+        assert_eq!(
+            pick(ProviderKind::Polygon, Interval::Day, 5).strategy,
+            Strategy::PerTicker
+        );
+        assert_eq!(
+            pick(ProviderKind::Polygon, Interval::Hour, 500).strategy,
+            Strategy::PerTicker
+        );
+        assert_eq!(
+            pick(ProviderKind::Yahoo, Interval::Day, 500).strategy,
+            Strategy::PerTicker
+        );
+        let forced = choose_strategy(
+            StrategyRequest::Grouped,
+            ProviderKind::Polygon,
+            Interval::Day,
+            &week,
+            1,
+        )
+        .unwrap();
+        assert_eq!((forced.strategy, forced.calls), (Strategy::Grouped, 5));
+        let per = choose_strategy(
+            StrategyRequest::PerTicker,
+            ProviderKind::Polygon,
+            Interval::Day,
+            &week,
+            500,
+        )
+        .unwrap();
+        assert_eq!(per.strategy, Strategy::PerTicker);
+    }
+
+    #[test]
+    fn grouped_on_yahoo_or_hourly_is_invalid_input_that_says_why() {
+        let d = |s| parse_date("d", s).unwrap();
+        let week = DateRange::new(d("2026-03-09"), d("2026-03-13")).unwrap();
+        for (provider, interval, says) in [
+            (ProviderKind::Yahoo, Interval::Day, "needs provider polygon"),
+            (ProviderKind::Polygon, Interval::Hour, "daily bars only"),
+        ] {
+            let e = choose_strategy(StrategyRequest::Grouped, provider, interval, &week, 100)
+                .unwrap_err();
+            assert_eq!(e.name(), "InvalidInput");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        assert!("sometimes".parse::<StrategyRequest>().is_err());
+        assert_eq!("grouped".parse::<Strategy>().unwrap(), Strategy::Grouped);
+        assert_eq!(
+            serde_json::to_value(StrategyRequest::PerTicker).unwrap(),
+            serde_json::json!("per-ticker")
+        );
+    }
+
+    #[test]
+    fn weekdays_skip_weekends_only() {
+        let d = |s| parse_date("d", s).unwrap();
+        // Two years from a Monday: 104 weeks of 5 weekdays, holidays included.
+        let two_years = DateRange::new(d("2024-01-01"), d("2025-12-28")).unwrap();
+        assert_eq!(weekdays(&two_years).len(), 520);
+        let weekend = DateRange::new(d("2026-03-14"), d("2026-03-15")).unwrap();
+        assert!(weekdays(&weekend).is_empty());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use shared::handler::payload::{json_event, Payload};
 use shared::handler::select_tickers::RunRequest;
 use shared::handler::App;
 use shared::model::{parse_date, DateRange, Interval, ProviderKind};
-use shared::provider::pacing::Pacer;
+use shared::provider::budget::RateGate;
 use shared::provider::polygon::PolygonProvider;
 use shared::provider::yahoo::YahooProvider;
 use shared::provider::PriceProvider;
@@ -352,7 +352,7 @@ fn the_default_provider_is_the_one_price_provider_names() {
 fn each_providers_check_range_applies_the_same_rules() {
     let http = reqwest::Client::new();
     let url = url::Url::parse("http://127.0.0.1:1").unwrap();
-    let pacer = || Arc::new(Pacer::new(60, 1));
+    let pacer = || Arc::new(RateGate::unlimited());
     let polygon = PolygonProvider::new(
         http.clone(),
         url.clone(),

@@ -10,7 +10,7 @@ use market_sim::{
 };
 use shared::config::Secret;
 use shared::model::{Bar, DateRange, Interval, Symbol};
-use shared::provider::pacing::Pacer;
+use shared::provider::budget::{RateGate, RecordingBudget};
 use shared::provider::polygon::PolygonProvider;
 use shared::provider::{http_client, FetchedBars, PriceProvider, ProviderError};
 use url::Url;
@@ -35,7 +35,7 @@ async fn sim(knobs: Knobs) -> RunningSim {
     spawn(SimConfig::with_knobs(knobs)).await.unwrap()
 }
 
-fn polygon_with(sim_url: &str, key: &str, pacer: Arc<Pacer>) -> PolygonProvider {
+fn polygon_with(sim_url: &str, key: &str, pacer: Arc<RateGate>) -> PolygonProvider {
     PolygonProvider::new(
         http_client(Duration::from_secs(10)).unwrap(),
         Url::parse(sim_url).unwrap(),
@@ -45,7 +45,7 @@ fn polygon_with(sim_url: &str, key: &str, pacer: Arc<Pacer>) -> PolygonProvider 
 }
 
 fn polygon(sim: &RunningSim) -> PolygonProvider {
-    polygon_with(&sim.base_url(), KEY, Arc::new(Pacer::unlimited()))
+    polygon_with(&sim.base_url(), KEY, Arc::new(RateGate::unlimited()))
 }
 
 async fn fetch(
@@ -83,16 +83,17 @@ fn rate_limited(retry_after: RetryAfter) -> Knobs {
             requests: 0,
             window_seconds: 60,
             retry_after,
+            kind: Default::default(),
         }),
         ..Knobs::default()
     }
 }
 
-/// Takes a token if one is free right now, without waiting for a refill.
-async fn token_available(pacer: &Pacer) -> bool {
-    tokio::time::timeout(Duration::ZERO, pacer.acquire())
-        .await
-        .is_ok()
+/// A gate on a budget that records its use.
+fn recording() -> (Arc<RecordingBudget>, Arc<RateGate>) {
+    let budget = Arc::new(RecordingBudget::default());
+    let gate = RateGate::new(budget.clone(), Duration::ZERO, Duration::from_secs(60));
+    (budget, Arc::new(gate))
 }
 
 #[tokio::test]
@@ -258,9 +259,11 @@ async fn class_shares_keep_their_dot() {
 }
 
 #[tokio::test]
-async fn a_429_with_retry_after_reports_the_wait() {
+async fn a_429_with_retry_after_reports_the_wait_and_pauses_the_shared_budget_that_long() {
     let sim = sim(rate_limited(RetryAfter::Fixed(7))).await;
-    let err = fetch(&polygon(&sim), "AAPL", &three_days(), Interval::Hour)
+    let (budget, gate) = recording();
+    let provider = polygon_with(&sim.base_url(), KEY, gate);
+    let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
         .await
         .unwrap_err();
     assert_eq!(
@@ -269,6 +272,7 @@ async fn a_429_with_retry_after_reports_the_wait() {
             retry_after: Some(Duration::from_secs(7))
         }
     );
+    assert_eq!(budget.pauses(), [Duration::from_secs(7)]);
 }
 
 #[tokio::test]
@@ -288,6 +292,7 @@ async fn a_rate_limit_on_a_later_page_stops_the_fetch() {
             requests: 2,
             window_seconds: 60,
             retry_after: RetryAfter::UntilReset,
+            kind: Default::default(),
         }),
         ..Knobs::default()
     })
@@ -309,7 +314,7 @@ async fn a_rate_limit_on_a_later_page_stops_the_fetch() {
 async fn a_wrong_key_is_rejected_without_the_key_in_the_message() {
     let sim = sim(Knobs::default()).await;
     let wrong = "pk_live_wrong_0123456789";
-    let provider = polygon_with(&sim.base_url(), wrong, Arc::new(Pacer::unlimited()));
+    let provider = polygon_with(&sim.base_url(), wrong, Arc::new(RateGate::unlimited()));
     let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
         .await
         .unwrap_err();
@@ -325,7 +330,7 @@ async fn a_wrong_key_is_rejected_without_the_key_in_the_message() {
 #[tokio::test]
 async fn a_missing_key_is_rejected() {
     let sim = sim(Knobs::default()).await;
-    let provider = polygon_with(&sim.base_url(), "", Arc::new(Pacer::unlimited()));
+    let provider = polygon_with(&sim.base_url(), "", Arc::new(RateGate::unlimited()));
     let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
         .await
         .unwrap_err();
@@ -372,7 +377,11 @@ async fn a_refused_connection_is_unavailable_without_the_key_in_the_message() {
         .local_addr()
         .unwrap();
     let key = "pk_live_secret_9876543210";
-    let provider = polygon_with(&format!("http://{addr}"), key, Arc::new(Pacer::unlimited()));
+    let provider = polygon_with(
+        &format!("http://{addr}"),
+        key,
+        Arc::new(RateGate::unlimited()),
+    );
     let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
         .await
         .unwrap_err();
@@ -390,17 +399,12 @@ async fn every_page_takes_a_token_from_the_pacer() {
         ..Knobs::default()
     })
     .await;
-    // Six tokens and no meaningful refill (one a minute): five pages must leave exactly one.
-    let pacer = Arc::new(Pacer::new(1, 6));
-    let provider = polygon_with(&sim.base_url(), KEY, pacer.clone());
-    let fetched = tokio::time::timeout(
-        Duration::from_secs(30),
-        fetch(&provider, "AAPL", &three_days(), Interval::Hour),
-    )
-    .await
-    .expect("the fetch waited for the pacer: it took more tokens than pages")
-    .unwrap();
+    // Every page is a request, and every request reserves one slot of the shared budget.
+    let (budget, gate) = recording();
+    let provider = polygon_with(&sim.base_url(), KEY, gate);
+    let fetched = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
+        .await
+        .unwrap();
     assert_eq!(fetched.requests, 5);
-    assert!(token_available(&pacer).await);
-    assert!(!token_available(&pacer).await);
+    assert_eq!(budget.reserved(), 5);
 }

@@ -9,7 +9,7 @@ use market_sim::{
     RetryAfter, RunningSim, SimConfig,
 };
 use shared::model::{Bar, DateRange, Interval, Symbol};
-use shared::provider::pacing::Pacer;
+use shared::provider::budget::{RateGate, RecordingBudget};
 use shared::provider::yahoo::YahooProvider;
 use shared::provider::{http_client, FetchedBars, PriceProvider, ProviderError};
 use url::Url;
@@ -30,7 +30,7 @@ async fn sim(knobs: Knobs) -> RunningSim {
     spawn(SimConfig::with_knobs(knobs)).await.unwrap()
 }
 
-fn yahoo_with(sim: &RunningSim, pacer: Arc<Pacer>, timeout: Duration) -> YahooProvider {
+fn yahoo_with(sim: &RunningSim, pacer: Arc<RateGate>, timeout: Duration) -> YahooProvider {
     YahooProvider::new(
         http_client(timeout).unwrap(),
         Url::parse(&sim.base_url()).unwrap(),
@@ -39,7 +39,11 @@ fn yahoo_with(sim: &RunningSim, pacer: Arc<Pacer>, timeout: Duration) -> YahooPr
 }
 
 fn yahoo(sim: &RunningSim) -> YahooProvider {
-    yahoo_with(sim, Arc::new(Pacer::unlimited()), Duration::from_secs(10))
+    yahoo_with(
+        sim,
+        Arc::new(RateGate::unlimited()),
+        Duration::from_secs(10),
+    )
 }
 
 async fn fetch(
@@ -69,11 +73,11 @@ fn truth(sim: &RunningSim, sym: &str, r: &DateRange, interval: SimInterval) -> V
     as_bars(sim.ground_truth(Provider::Yahoo, sym, interval, r.start(), r.end()))
 }
 
-/// Takes a token if one is free right now, without waiting for a refill.
-async fn token_available(pacer: &Pacer) -> bool {
-    tokio::time::timeout(Duration::ZERO, pacer.acquire())
-        .await
-        .is_ok()
+/// A gate on a budget that records its use; the pause a 429 without Retry-After sets is 60 s.
+fn recording() -> (Arc<RecordingBudget>, Arc<RateGate>) {
+    let budget = Arc::new(RecordingBudget::default());
+    let gate = RateGate::new(budget.clone(), Duration::ZERO, Duration::from_secs(60));
+    (budget, Arc::new(gate))
 }
 
 #[tokio::test]
@@ -266,6 +270,7 @@ async fn a_plain_text_429_is_rate_limited_without_a_wait() {
             requests: 0,
             window_seconds: 60,
             retry_after: RetryAfter::UntilReset,
+            kind: Default::default(),
         }),
         ..Knobs::default()
     })
@@ -288,6 +293,7 @@ async fn a_retry_after_header_on_a_429_is_still_honoured() {
             requests: 0,
             window_seconds: 60,
             retry_after: RetryAfter::Fixed(9),
+            kind: Default::default(),
         }),
         yahoo_retry_after: true,
         ..Knobs::default()
@@ -372,7 +378,7 @@ async fn a_slow_answer_times_out_as_unavailable() {
     .await;
     let provider = yahoo_with(
         &sim,
-        Arc::new(Pacer::unlimited()),
+        Arc::new(RateGate::unlimited()),
         Duration::from_millis(200),
     );
     let err = fetch(
@@ -399,7 +405,7 @@ async fn a_refused_connection_is_unavailable() {
     let provider = YahooProvider::new(
         http_client(Duration::from_secs(5)).unwrap(),
         Url::parse(&format!("http://{addr}")).unwrap(),
-        Arc::new(Pacer::unlimited()),
+        Arc::new(RateGate::unlimited()),
     );
     let err = fetch(
         &provider,
@@ -432,11 +438,10 @@ async fn a_browser_like_user_agent_is_sent() {
 }
 
 #[tokio::test]
-async fn each_request_takes_a_token_from_the_pacer() {
+async fn each_request_reserves_one_slot_and_a_429_pauses_the_shared_budget() {
     let sim = sim(Knobs::default()).await;
-    // Two tokens and no meaningful refill (one a minute): the fetch must leave exactly one.
-    let pacer = Arc::new(Pacer::new(1, 2));
-    let provider = yahoo_with(&sim, pacer.clone(), Duration::from_secs(10));
+    let (budget, gate) = recording();
+    let provider = yahoo_with(&sim, gate, Duration::from_secs(10));
     let fetched = fetch(
         &provider,
         "AAPL",
@@ -446,8 +451,32 @@ async fn each_request_takes_a_token_from_the_pacer() {
     .await
     .unwrap();
     assert_eq!(fetched.requests, 1);
-    assert!(token_available(&pacer).await);
-    assert!(!token_available(&pacer).await);
+    assert_eq!(budget.reserved(), 1);
+    assert!(budget.pauses().is_empty());
+
+    // Yahoo's 429 carries no Retry-After: the configured pause, for everyone.
+    sim.update_knobs(|k| {
+        k.rate_limit = Some(market_sim::RateLimit {
+            requests: 0,
+            window_seconds: 60,
+            retry_after: market_sim::RetryAfter::None,
+            kind: Default::default(),
+        })
+    });
+    let e = fetch(
+        &provider,
+        "MSFT",
+        &range("2026-03-09", "2026-03-11"),
+        Interval::Hour,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, ProviderError::RateLimited { retry_after: None }),
+        "{e:?}"
+    );
+    assert_eq!(budget.reserved(), 2);
+    assert_eq!(budget.pauses(), [Duration::from_secs(60)]);
 }
 
 // ---- exchange time zones, live bars, close bars, granularity, spelling (issue 7) ----

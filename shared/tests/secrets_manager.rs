@@ -162,13 +162,15 @@ async fn polygon_key_from_a_provider_secret_reaches_polygon() {
     let sim = market_sim::spawn(market_sim::SimConfig::default())
         .await
         .unwrap();
+    // Every request reserves its slot in the shared budget, which lives in the database.
+    let db = TestDb::new().await;
+    shared::db::migrate::run(&mut db.client().await)
+        .await
+        .unwrap();
     let arn = create_secret(&moto, "polygon", r#"{"api_key":"test-key"}"#).await;
     let app = app(
         &[
-            (
-                "DATABASE_URL",
-                "postgres://unused@127.0.0.1:1/x".to_string(),
-            ),
+            ("DATABASE_URL", db.url()),
             ("PROVIDER_SECRET_ARN", arn),
             ("POLYGON_BASE_URL", sim.base_url()),
             ("PROVIDER_REQUESTS_PER_MINUTE", "60000".to_string()),

@@ -40,10 +40,10 @@ async fn plan_reports_tickers_batches_and_calls_and_writes_nothing() {
     assert_eq!(plan["weekdays"], 5);
     assert_eq!(plan["provider_calls"]["per_ticker"], 1);
     assert_eq!(plan["provider_calls"]["total"], 3);
-    // Yahoo's default pacing, two instances at once, one wave of two calls each.
-    assert_eq!(plan["duration"]["requests_per_minute_per_instance"], 30);
+    // Yahoo's default pacing, shared by the two instances: 3 calls at 30 a minute.
+    assert_eq!(plan["duration"]["requests_per_minute"], 30);
     assert_eq!(plan["duration"]["concurrent_instances"], 2);
-    assert_eq!(plan["duration"]["seconds"], 4.0);
+    assert_eq!(plan["duration"]["seconds"], 6.0);
     assert_eq!(plan["step_functions"]["events_per_batch"], 11);
     assert_eq!(env.row_counts().await, before, "plan must write nothing");
 
@@ -55,7 +55,7 @@ async fn plan_reports_tickers_batches_and_calls_and_writes_nothing() {
         "tickers    3: AAPL, MSFT, TSLA",
         "2 of up to 2 tickers",
         "3 calls",
-        "30 requests per minute per fetch-batch instance",
+        "30 requests per minute for every fetch-batch instance together",
         "formula",
         "step functions",
     ] {
@@ -93,7 +93,7 @@ async fn plan_of_an_explicit_list_needs_no_database_and_pages_polygon() {
     assert_eq!(plan["tickers"], 2);
     assert_eq!(plan["batches"], 1);
     assert_eq!(plan["provider_calls"]["total"], 2);
-    assert_eq!(plan["duration"]["requests_per_minute_per_instance"], 5);
+    assert_eq!(plan["duration"]["requests_per_minute"], 5);
     assert_eq!(plan["duration"]["seconds"], 24.0);
 
     let out = backfill(&["plan", "--batch-size", "0", "--symbols", "AAPL"], &[]).await;

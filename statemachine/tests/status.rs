@@ -30,10 +30,20 @@ async fn two_runs(env: &Env) -> (RunId, RunId) {
             requests: 0,
             window_seconds: 3600,
             retry_after: RetryAfter::Fixed(30),
+            kind: Default::default(),
         })
     });
     let out = env.fetch_batch(&run2, 0).await.expect("fetch-batch");
     assert_eq!(out.status, BatchStatus::RateLimited);
+    // The 429 paused the shared request budget for its Retry-After (30 s): let that time pass.
+    env.client()
+        .await
+        .execute(
+            "UPDATE backfill_rate_budget SET paused_until = '-infinity'",
+            &[],
+        )
+        .await
+        .expect("ending the pause");
     env.sim.update_knobs(|k| {
         k.rate_limit = None;
         k.fail_every_nth = Some(1);

@@ -100,7 +100,7 @@ variable "extra_environment" {
 variable "fetch_batch_memory_mb" {
   description = "Memory of fetch-batch (MB)."
   type        = number
-  default     = 256
+  default     = 128
 }
 
 variable "fetch_batch_reserved_concurrency" {

@@ -28,6 +28,16 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "batch_progress_clock_and_run_lease",
         include_str!("migrations/V5__batch_progress_clock_and_run_lease.sql"),
     ),
+    (
+        6,
+        "rate_budget",
+        include_str!("migrations/V6__rate_budget.sql"),
+    ),
+    (
+        7,
+        "grouped_days",
+        include_str!("migrations/V7__grouped_days.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every process that migrates this database.

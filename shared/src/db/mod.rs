@@ -1,9 +1,11 @@
 //! PostgreSQL access: the pool, the migrations, and one module of SQL per table.
 
 pub mod batches;
+pub mod days;
 pub mod migrate;
 pub mod prices;
 pub mod progress;
+pub mod rate_budget;
 pub mod runs;
 pub mod selection;
 pub mod tickers;

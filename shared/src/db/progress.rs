@@ -521,3 +521,152 @@ pub async fn list(
         })
         .collect()
 }
+
+// ---- grouped runs --------------------------------------------------------------------------
+
+/// The error name of a ticker of a grouped run that no day's answer listed.
+pub const NOT_LISTED_BY_PROVIDER: &str = "NotListedByProvider";
+
+/// Writes a grouped run's tickers, every one `pending` and in no batch: a grouped run's batches
+/// are ranges of days (`backfill_day`), and a ticker is settled once every day is done.
+pub async fn insert_grouped_plan(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    symbols: &[Symbol],
+) -> Result<(), BackfillError> {
+    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+    client
+        .execute(
+            "INSERT INTO backfill_progress (run_id, symbol, status, batch, records_inserted, updated_at)
+             SELECT $1, s.symbol, 'pending', NULL, 0, now() FROM UNNEST($2::text[]) AS s(symbol)",
+            &[&run_id.as_str(), &names],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The tickers a grouped run still stores bars for: every one not settled yet.
+pub async fn unsettled(
+    client: &impl GenericClient,
+    run_id: &RunId,
+) -> Result<Vec<Symbol>, BackfillError> {
+    let rows = client
+        .query(
+            "SELECT symbol FROM backfill_progress
+              WHERE run_id = $1 AND status IN ('pending', 'rate_limited')
+           ORDER BY symbol",
+            &[&run_id.as_str()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let raw: String = r.try_get(0)?;
+            Symbol::parse(&raw).map_err(|e| {
+                BackfillError::DatabaseUnavailable(format!(
+                    "backfill_progress holds a malformed symbol: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// One day's rows of a grouped run: each listed ticker's inserted and updated counts are added
+/// to its progress, and its cursor (`last_bar_at`) moves to the day's key, which is what marks
+/// a ticker as listed by the provider (a day fetched again adds 0: the upsert's counts are what
+/// changed). Tickers not in `symbols` are untouched.
+pub async fn record_grouped_day(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    day_key: DateTime<Utc>,
+    listed: &[(String, i64, i64)],
+) -> Result<(), BackfillError> {
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    let symbols: Vec<&str> = listed.iter().map(|(s, _, _)| s.as_str()).collect();
+    let inserted: Vec<i32> = listed.iter().map(|(_, i, _)| to_i32(*i)).collect();
+    let updated: Vec<i32> = listed.iter().map(|(_, _, u)| to_i32(*u)).collect();
+    client
+        .execute(
+            // Batches storing different days at once update the same tickers' rows: each locks
+            // them in id order first (the sort sits below the row locks), so two days can wait
+            // for each other but never deadlock, whatever order the provider listed them in.
+            "WITH d AS (
+                 SELECT * FROM UNNEST($3::text[], $4::int[], $5::int[]) AS d(symbol, inserted, updated)
+             ), locked AS (
+                 SELECT p.id FROM backfill_progress p JOIN d ON d.symbol = p.symbol
+                  WHERE p.run_id = $1 AND p.status IN ('pending', 'rate_limited')
+                  ORDER BY p.id
+                    FOR UPDATE OF p
+             )
+             UPDATE backfill_progress p
+                SET records_inserted = COALESCE(p.records_inserted, 0) + d.inserted,
+                    records_updated = p.records_updated + d.updated,
+                    last_bar_at = GREATEST(p.last_bar_at, $2),
+                    started_at = COALESCE(p.started_at, now()), updated_at = now()
+               FROM d
+              WHERE p.id IN (SELECT id FROM locked) AND p.symbol = d.symbol",
+            &[&run_id.as_str(), &day_key, &symbols, &inserted, &updated],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Settles a grouped run's tickers once every day is done: a ticker some day's answer listed is
+/// `success`; one the provider never listed is `failed` / [`NOT_LISTED_BY_PROVIDER`]. Returns
+/// `(success, failed)` settled by this call (0, 0 when an earlier call settled them).
+pub async fn settle_grouped(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    window: &str,
+) -> Result<(u64, u64), BackfillError> {
+    let success = client
+        .execute(
+            "UPDATE backfill_progress
+                SET status = 'success', attempts = attempts + 1, error_name = NULL,
+                    error_message = NULL, completed_at = now(), updated_at = now()
+              WHERE run_id = $1 AND status IN ('pending', 'rate_limited')
+                AND last_bar_at IS NOT NULL",
+            &[&run_id.as_str()],
+        )
+        .await?;
+    let message = format!(
+        "polygon's grouped daily answers listed no bar for this ticker on any day of {window}: \
+         it is not a US stock polygon knows, or it did not trade in the window (check the \
+         spelling, e.g. BRK.B, or fetch it with strategy per-ticker)"
+    );
+    let failed = client
+        .execute(
+            "UPDATE backfill_progress
+                SET status = 'failed', attempts = attempts + 1, error_name = $2,
+                    error_message = $3, completed_at = now(), updated_at = now()
+              WHERE run_id = $1 AND status IN ('pending', 'rate_limited')",
+            &[&run_id.as_str(), &NOT_LISTED_BY_PROVIDER, &message],
+        )
+        .await?;
+    Ok((success, failed))
+}
+
+/// Puts a resumed grouped run's tickers back to `pending` (in no batch): the unsettled and
+/// `failed` ones, or every one with `all` (which also forgets which were listed, so that they
+/// are judged again on the days fetched again). Returns the tickers requeued.
+pub async fn requeue_grouped(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    all: bool,
+    exclude: &[Symbol],
+) -> Result<i64, BackfillError> {
+    let exclude: Vec<&str> = exclude.iter().map(Symbol::as_str).collect();
+    let n = client
+        .execute(
+            "UPDATE backfill_progress
+                SET status = 'pending', batch = NULL, error_name = NULL, error_message = NULL,
+                    completed_at = NULL, updated_at = now(),
+                    last_bar_at = CASE WHEN $2 THEN NULL ELSE last_bar_at END
+              WHERE run_id = $1 AND ($2 OR status <> 'success') AND NOT (symbol = ANY($3))",
+            &[&run_id.as_str(), &all, &exclude],
+        )
+        .await?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}

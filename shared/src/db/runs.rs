@@ -5,7 +5,7 @@ use tokio_postgres::{GenericClient, Row};
 
 use crate::contract::RunStatus;
 use crate::error::BackfillError;
-use crate::model::{DateRange, ExecutionName, Interval, ProviderKind, RunId, Selection};
+use crate::model::{DateRange, ExecutionName, Interval, ProviderKind, RunId, Selection, Strategy};
 
 /// A run's stored parameters and state.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,8 @@ pub struct RunRecord {
     pub range: DateRange,
     pub interval: Interval,
     pub provider: ProviderKind,
+    /// How the run fetches (per ticker, or grouped by day); fixed at creation.
+    pub strategy: Strategy,
     pub selection: Selection,
     pub batch_size: i32,
     /// Batch numbers handed out so far; a resume numbers its batches from here.
@@ -39,6 +41,7 @@ pub struct NewRun {
     pub range: DateRange,
     pub interval: Interval,
     pub provider: ProviderKind,
+    pub strategy: Strategy,
     pub selection: Selection,
     pub batch_size: i32,
     pub execution_name: Option<ExecutionName>,
@@ -47,7 +50,7 @@ pub struct NewRun {
 }
 
 const COLUMNS: &str =
-    "run_id, status, start_date, end_date, interval, provider, selection, batch_size,
+    "run_id, status, start_date, end_date, interval, provider, strategy, selection, batch_size,
      batch_count, requested, skipped, executions, execution_name, lease_execution, summary,
      created_at, updated_at, finished_at";
 
@@ -60,6 +63,7 @@ fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
     let end: NaiveDate = row.try_get("end_date")?;
     let interval: String = row.try_get("interval")?;
     let provider: String = row.try_get("provider")?;
+    let strategy: String = row.try_get("strategy")?;
     let selection: serde_json::Value = row.try_get("selection")?;
     let status: String = row.try_get("status")?;
     Ok(RunRecord {
@@ -70,6 +74,9 @@ fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
             .parse()
             .map_err(|e: BackfillError| corrupt(e.to_string()))?,
         provider: provider
+            .parse()
+            .map_err(|e: BackfillError| corrupt(e.to_string()))?,
+        strategy: strategy
             .parse()
             .map_err(|e: BackfillError| corrupt(e.to_string()))?,
         selection: serde_json::from_value(selection).map_err(|e| corrupt(e.to_string()))?,
@@ -97,8 +104,8 @@ pub async fn insert(client: &impl GenericClient, run: &NewRun) -> Result<(), Bac
         .execute(
             "INSERT INTO backfill_run
                  (run_id, start_date, end_date, interval, provider, selection, batch_size, execution_name,
-                  lease_execution, lease_taken_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE now() END)",
+                  lease_execution, lease_taken_at, strategy)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE now() END, $10)",
             &[
                 &run.run_id.as_str(),
                 &run.range.start(),
@@ -109,6 +116,7 @@ pub async fn insert(client: &impl GenericClient, run: &NewRun) -> Result<(), Bac
                 &run.batch_size,
                 &run.execution_name.as_ref().map(ExecutionName::as_str),
                 &run.lease_execution,
+                &run.strategy.as_str(),
             ],
         )
         .await?;

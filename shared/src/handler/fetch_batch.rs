@@ -21,13 +21,20 @@ use crate::provider::{BarPages, PriceProvider, ProviderError};
 /// How often to look again when the batch's remaining tickers are held by another invocation.
 const LOCK_POLL: Duration = Duration::from_secs(1);
 
+/// 429s for one page before the invocation gives up and the state machine waits: the budget
+/// already waits out each one's `Retry-After`, so more in a row mean the provider counts
+/// differently (another client on the key, a daily quota).
+const MAX_429_PER_PAGE: u32 = 3;
+
 /// Why the ticker loop ended.
 enum Stop {
     /// Nothing claimable is left (done, or the rest is held by a concurrent invocation).
     Drained,
     Deadline,
+    /// The provider answered 429 (`by_provider`), or the shared budget's next slot is far.
     RateLimited {
         retry_after: Option<Duration>,
+        by_provider: bool,
     },
     /// Transient faults outlasted this invocation's patience for two tickers in a row.
     Unavailable,
@@ -37,7 +44,10 @@ enum Stop {
 enum TickerResult {
     Success(TickerOutcome),
     Failed,
+    /// The provider answered 429 and the budget's pause outlasts what this invocation may wait.
     RateLimited(Option<Duration>),
+    /// The shared budget has no slot soon enough: nothing was sent, the ticker is untouched.
+    Throttled(Duration),
     /// Transient faults on every try within the patience; what was stored stays, with the
     /// ticker's cursor.
     Unavailable(ProviderError),
@@ -133,6 +143,9 @@ impl App {
             }
             run
         };
+        if run.strategy == crate::model::Strategy::Grouped {
+            return self.fetch_days(run, batch, stop_at).await;
+        }
         let provider = self.provider(run.provider).await?;
 
         let mut tried: Vec<String> = Vec::new();
@@ -204,7 +217,16 @@ impl App {
                         }
                         TickerResult::Interrupted | TickerResult::HandedOff => {}
                         TickerResult::RateLimited(retry_after) => {
-                            break Stop::RateLimited { retry_after }
+                            break Stop::RateLimited {
+                                retry_after,
+                                by_provider: true,
+                            }
+                        }
+                        TickerResult::Throttled(wait) => {
+                            break Stop::RateLimited {
+                                retry_after: Some(wait),
+                                by_provider: false,
+                            }
                         }
                         TickerResult::Unavailable(e) => {
                             fault = Some((e.name().to_string(), e.to_string()));
@@ -221,7 +243,7 @@ impl App {
         let client = self.db().await?;
         let counts = progress::counts(&**client, &run_id, Some(batch)).await?;
         let (mut status, provider_wait) = match &stop {
-            Stop::RateLimited { retry_after } => (BatchStatus::RateLimited, *retry_after),
+            Stop::RateLimited { retry_after, .. } => (BatchStatus::RateLimited, *retry_after),
             _ if counts.unfinished() == 0 => (BatchStatus::Done, None),
             Stop::Unavailable => (BatchStatus::Unavailable, None),
             // Everything else was tried; what is left is waiting on a fault.
@@ -251,10 +273,15 @@ impl App {
             }
         }
         let retry_after_seconds = match status {
-            BatchStatus::RateLimited => Some(match provider_wait {
-                Some(wait) => wait.as_secs().max(1),
-                None => backoff_seconds(self.config(), record.rate_limit_streak, &mut rand::rng()),
-            }),
+            // The wait the shared budget named (its next slot, or a 429's pause): one wait for
+            // every batch, no per-batch backoff stacked on top.
+            BatchStatus::RateLimited => Some(
+                provider_wait
+                    .unwrap_or(self.config().rate_limit_pause)
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64,
+            ),
             BatchStatus::Unavailable => Some(
                 fault_backoff(
                     self.config(),
@@ -267,9 +294,20 @@ impl App {
             BatchStatus::Done | BatchStatus::Partial | BatchStatus::Stalled => None,
         };
 
+        // Only a 429 that this invocation could not get past, with no ticker finished, counts
+        // towards the state machine's max_rate_limit_rounds: waiting for the shared budget's next
+        // slot is pacing, not trouble.
+        let rate_limit_round = matches!(
+            stop,
+            Stop::RateLimited {
+                by_provider: true,
+                ..
+            }
+        ) && finished == 0;
         info!(
             status = status.as_str(),
             retry_after_seconds,
+            rate_limit_round,
             attempted,
             records_inserted = inserted,
             records_updated = updated,
@@ -284,6 +322,7 @@ impl App {
             batch,
             status,
             retry_after_seconds,
+            rate_limit_round,
             success: counts.success,
             failed: counts.failed,
             rate_limited: counts.rate_limited,
@@ -439,8 +478,27 @@ async fn next_page(
 ) -> Result<Option<crate::provider::FetchedBars>, ProviderError> {
     let clock = StdInstant::now();
     let mut faults = 0u32;
+    let mut answered_429 = 0u32;
     loop {
         match pages.next_page().await {
+            // The adapter paused the shared budget: asking again waits for the pause's end
+            // through the budget, or ends the invocation when that is far.
+            Err(ProviderError::RateLimited { retry_after }) => {
+                answered_429 += 1;
+                if answered_429 >= MAX_429_PER_PAGE {
+                    return Err(ProviderError::RateLimited { retry_after });
+                }
+                warn!(
+                    retry_after_s = retry_after.map(|d| d.as_secs()),
+                    "rate limited; asking again through the shared budget"
+                );
+            }
+            // Far because of the provider's own 429: the ticker was rate limited.
+            Err(ProviderError::Throttled { wait }) if answered_429 > 0 => {
+                return Err(ProviderError::RateLimited {
+                    retry_after: Some(wait),
+                })
+            }
             Err(e) if e.is_transient() => {
                 faults += 1;
                 let wait = fault_backoff(config, faults, &mut rand::rng());
@@ -467,6 +525,14 @@ async fn record_provider_error(
     e: ProviderError,
 ) -> Result<TickerResult, BackfillError> {
     match e {
+        ProviderError::Throttled { wait } => {
+            // Nothing was sent: the ticker stays as it was, claimable by the next call.
+            info!(
+                wait_ms = wait.as_millis() as u64,
+                "the shared request budget's next slot is far; handing the wait to the state machine"
+            );
+            Ok(TickerResult::Throttled(wait))
+        }
         ProviderError::RateLimited { retry_after } => {
             let message = match retry_after {
                 Some(wait) => format!(
@@ -519,7 +585,7 @@ async fn record_provider_error(
 
 /// Whether another try, after waiting `wait`, still fits: within `patience` of the first fault
 /// (at `since`) and before `stop_at`.
-fn patient(
+pub(crate) fn patient(
     since: StdInstant,
     wait: Duration,
     patience: Duration,
@@ -538,32 +604,11 @@ pub fn fault_backoff(config: &Config, faults: u32, rng: &mut impl Rng) -> Durati
     Duration::from_millis(rng.random_range(full.div_ceil(2)..=full).max(1))
 }
 
-/// Wait after a 429 that carried no `Retry-After`: exponential in the batch's streak of
-/// consecutive rate-limited invocations, capped, with jitter in `[d/2, d]` so that parallel
-/// batches do not all come back at the same second.
-pub fn backoff_seconds(config: &Config, streak: i32, rng: &mut impl Rng) -> u64 {
-    let base = config.rate_limit_backoff_base.as_secs().max(1);
-    let cap = config.rate_limit_backoff_cap.as_secs().max(base);
-    let exponent = u32::try_from(streak.saturating_sub(1).clamp(0, 30)).unwrap_or(0);
-    let full = base.saturating_mul(1u64 << exponent).min(cap);
-    rng.random_range(full.div_ceil(2)..=full).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
-
-    fn config() -> Config {
-        Config::from_lookup(|k| match k {
-            "DATABASE_URL" => Some("postgres://localhost/x".into()),
-            "RATE_LIMIT_BACKOFF_BASE_SECONDS" => Some("5".into()),
-            "RATE_LIMIT_BACKOFF_CAP_SECONDS" => Some("60".into()),
-            _ => None,
-        })
-        .unwrap()
-    }
 
     #[test]
     fn fault_backoff_doubles_per_consecutive_fault_within_jitter_and_cap() {
@@ -588,22 +633,6 @@ mod tests {
                 assert!(
                     ms >= full.div_ceil(2) && ms <= full,
                     "{faults} faults: {ms} ms not in [{}, {full}]",
-                    full.div_ceil(2)
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_per_consecutive_rate_limit_within_jitter_and_cap() {
-        let c = config();
-        let mut rng = StdRng::seed_from_u64(7);
-        for (streak, full) in [(1, 5u64), (2, 10), (3, 20), (4, 40), (5, 60), (9, 60)] {
-            for _ in 0..50 {
-                let s = backoff_seconds(&c, streak, &mut rng);
-                assert!(
-                    s >= full.div_ceil(2) && s <= full,
-                    "streak {streak}: {s} not in [{}, {full}]",
                     full.div_ceil(2)
                 );
             }

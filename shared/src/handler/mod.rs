@@ -2,6 +2,7 @@
 //! secrets, HTTP client, a lazily connecting pool) and serves every invocation.
 
 pub mod fetch_batch;
+pub mod fetch_days;
 pub mod finalize_run;
 pub mod payload;
 pub mod select_tickers;
@@ -12,11 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::OnceCell;
 
+use crate::config::Secret;
 use crate::config::{ApiKeySource, Config, DatabaseSource};
 use crate::db;
+use crate::db::rate_budget::PgRateBudget;
 use crate::error::BackfillError;
 use crate::model::ProviderKind;
-use crate::provider::pacing::Pacer;
+use crate::provider::budget::{budget_name, interval, RateGate};
 use crate::provider::polygon::PolygonProvider;
 use crate::provider::yahoo::YahooProvider;
 use crate::provider::{http_client, PriceProvider};
@@ -91,28 +94,44 @@ impl App {
         Ok(self.pool().await?.get().await?)
     }
 
-    /// The adapter for a run's provider, built on first use and then shared (with its pacer)
-    /// by every later invocation in this environment.
+    /// The gate every request of `kind` (with `api_key`) passes: the budget this provider and
+    /// key share across every instance, kept in the database.
+    async fn gate(
+        &self,
+        kind: ProviderKind,
+        api_key: Option<&Secret>,
+    ) -> Result<Arc<RateGate>, BackfillError> {
+        let per_minute = self.config.run.requests_per_minute_for(kind);
+        let budget = PgRateBudget::new(
+            self.pool().await?.clone(),
+            budget_name(kind, api_key),
+            interval(per_minute),
+        );
+        Ok(Arc::new(RateGate::new(
+            Arc::new(budget),
+            self.config.rate_budget_max_wait,
+            self.config.rate_limit_pause,
+        )))
+    }
+
+    /// The adapter for a run's provider, built on first use and then shared by every later
+    /// invocation in this environment.
     pub async fn provider(
         &self,
         kind: ProviderKind,
     ) -> Result<Arc<dyn PriceProvider>, BackfillError> {
-        let pacer = || {
-            let per_minute = self.config.run.requests_per_minute_for(kind);
-            Arc::new(Pacer::new(per_minute, 1))
-        };
         match kind {
             ProviderKind::Yahoo => {
                 let p = self
                     .yahoo
-                    .get_or_init(|| async {
-                        Arc::new(YahooProvider::new(
+                    .get_or_try_init(|| async {
+                        Ok::<_, BackfillError>(Arc::new(YahooProvider::new(
                             self.http.clone(),
                             self.config.yahoo_base_url.clone(),
-                            pacer(),
-                        ))
+                            self.gate(kind, None).await?,
+                        )))
                     })
-                    .await;
+                    .await?;
                 Ok(p.clone())
             }
             ProviderKind::Polygon => {
@@ -131,11 +150,12 @@ impl App {
                                 ))
                             }
                         };
+                        let gate = self.gate(kind, Some(&key)).await?;
                         Ok::<_, BackfillError>(Arc::new(PolygonProvider::new(
                             self.http.clone(),
                             self.config.polygon_base_url.clone(),
                             key,
-                            pacer(),
+                            gate,
                         )))
                     })
                     .await?;

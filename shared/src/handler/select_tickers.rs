@@ -7,10 +7,11 @@ use tracing::{info, Instrument};
 
 use super::App;
 use crate::contract::{parse_event, BatchRef, SelectTickersInput, SelectTickersOutput};
-use crate::db::{batches, progress, runs, selection, tickers};
+use crate::db::{batches, days, progress, runs, selection, tickers};
 use crate::error::BackfillError;
 use crate::model::{
-    parse_date, DateRange, ExecutionName, Interval, Reprocess, RunId, Selection, Symbol,
+    choose_strategy, parse_date, weekdays, DateRange, ExecutionName, Interval, Reprocess, RunId,
+    Selection, Strategy, StrategyRequest, Symbol,
 };
 
 pub const DEFAULT_MIN_ARTICLES: i64 = 10;
@@ -67,6 +68,9 @@ pub struct RunRequest {
     pub provider: crate::model::ProviderKind,
     pub selection: Selection,
     pub batch_size: i32,
+    /// The strategy asked for; `auto` is decided once the tickers are known
+    /// ([`crate::model::choose_strategy`]).
+    pub strategy: StrategyRequest,
 }
 
 impl RunRequest {
@@ -112,6 +116,8 @@ impl RunRequest {
                 crate::provider::polygon::check_history(&range, interval)?
             }
         }
+        let strategy = input.strategy.unwrap_or_default();
+        strategy.check(provider, interval)?;
         let batch_size = input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if !(1..=MAX_BATCH_SIZE).contains(&batch_size) {
             return Err(invalid(format!(
@@ -173,6 +179,7 @@ impl RunRequest {
             provider,
             selection,
             batch_size: i32::try_from(batch_size).unwrap_or(i32::MAX),
+            strategy,
         })
     }
 }
@@ -235,7 +242,12 @@ impl App {
                 && existing.interval == request.interval
                 && existing.provider == request.provider
                 && existing.selection == request.selection
-                && existing.batch_size == request.batch_size;
+                && existing.batch_size == request.batch_size
+                && match request.strategy {
+                    StrategyRequest::Auto => true,
+                    StrategyRequest::PerTicker => existing.strategy == Strategy::PerTicker,
+                    StrategyRequest::Grouped => existing.strategy == Strategy::Grouped,
+                };
             if same_request {
                 info!(run_id = %existing.run_id, "run already created by an earlier attempt; returning its plan");
                 return Ok(plan_output(
@@ -252,12 +264,27 @@ impl App {
             )));
         }
         let symbols = selection::resolve(&*tx, &request.selection).await?;
+        let decision = choose_strategy(
+            request.strategy,
+            request.provider,
+            request.interval,
+            &request.range,
+            symbols.len(),
+        )?;
+        // A grouped run's batches are ranges of days (batch_size days each), not of tickers.
+        let trading_days = match decision.strategy {
+            Strategy::Grouped => weekdays(&request.range),
+            Strategy::PerTicker => Vec::new(),
+        };
+        let (units, unit) = match decision.strategy {
+            Strategy::Grouped => (trading_days.len(), "trading days"),
+            Strategy::PerTicker => (symbols.len(), "tickers"),
+        };
         // Checked before anything is written: the transaction has only read so far.
-        let needed = symbols.len().div_ceil(request.batch_size.max(1) as usize);
+        let needed = units.div_ceil(request.batch_size.max(1) as usize);
         if needed > MAX_BATCHES as usize {
             return Err(BackfillError::InvalidInput(format!(
-                "{} tickers in batches of {} make {needed} batches; at most {MAX_BATCHES} per run: raise batch_size",
-                symbols.len(),
+                "{units} {unit} in batches of {} make {needed} batches; at most {MAX_BATCHES} per run: raise batch_size",
                 request.batch_size
             )));
         }
@@ -272,6 +299,7 @@ impl App {
                 range: request.range,
                 interval: request.interval,
                 provider: request.provider,
+                strategy: decision.strategy,
                 selection: request.selection.clone(),
                 batch_size: request.batch_size,
                 execution_name: input.execution_name.clone(),
@@ -279,8 +307,16 @@ impl App {
             },
         )
         .await?;
-        let batch_count =
-            progress::insert_plan(&*tx, &run_id, &settled.fetchable, request.batch_size, 0).await?;
+        let batch_count = match decision.strategy {
+            Strategy::PerTicker => {
+                progress::insert_plan(&*tx, &run_id, &settled.fetchable, request.batch_size, 0)
+                    .await?
+            }
+            Strategy::Grouped => {
+                progress::insert_grouped_plan(&*tx, &run_id, &settled.fetchable).await?;
+                days::insert_plan(&*tx, &run_id, &trading_days, request.batch_size, 0).await?
+            }
+        };
         progress::record_unlisted(&*tx, &run_id, &settled.unlisted).await?;
         batches::insert_range(&*tx, &run_id, 0, batch_count).await?;
         let requested = i32::try_from(symbols.len()).unwrap_or(i32::MAX);
@@ -296,6 +332,8 @@ impl App {
             range = %request.range,
             interval = %request.interval,
             provider = %request.provider,
+            strategy = %decision.strategy,
+            strategy_reason = %decision.reason,
             "run created"
         );
         Ok(plan_output(&run, 0..batch_count, params, false))
@@ -319,6 +357,7 @@ impl App {
             ("interval", input.interval.is_some()),
             ("batch_size", input.batch_size.is_some()),
             ("provider", input.provider.is_some()),
+            ("strategy", input.strategy.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -348,6 +387,9 @@ impl App {
             (None, _) => {}
         }
         let first = run.batch_count;
+        if run.strategy == Strategy::Grouped {
+            return resume_grouped(tx, &run, reprocess, &input, params).await;
+        }
         // `ticker` may have changed since: settle the tickers to work on again against it.
         let candidates = progress::requeue_candidates(&*tx, &run_id, reprocess).await?;
         let settled =
@@ -415,8 +457,74 @@ fn plan_output(
         end_date: run.range.end().to_string(),
         interval: run.interval,
         provider: run.provider,
+        strategy: run.strategy,
         batch_size: i64::from(run.batch_size),
         max_concurrency: params.max_concurrency,
         max_rate_limit_rounds: params.max_rate_limit_rounds,
     }
+}
+
+/// Resumes a grouped run (its row locked and its lease taken by the caller's transaction): the
+/// days not yet done (every day with `reprocess: all`) go back in the queue under fresh batch
+/// numbers; with `all` every ticker is judged again on them, otherwise settled tickers stay as
+/// they are and unsettled ones wait for the remaining days.
+async fn resume_grouped(
+    tx: deadpool_postgres::Transaction<'_>,
+    run: &runs::RunRecord,
+    reprocess: Reprocess,
+    input: &SelectTickersInput,
+    params: ExecutionParams,
+) -> Result<SelectTickersOutput, BackfillError> {
+    let run_id = &run.run_id;
+    let first = run.batch_count;
+    let all = reprocess == Reprocess::All;
+    let mut unlisted = 0;
+    if all {
+        let candidates = progress::requeue_candidates(&*tx, run_id, reprocess).await?;
+        let settled =
+            tickers::settle(&*tx, &candidates, input.register_tickers.unwrap_or(false)).await?;
+        progress::record_unlisted(&*tx, run_id, &settled.unlisted).await?;
+        let excluded: Vec<Symbol> = settled.unlisted.iter().map(|(s, _)| s.clone()).collect();
+        unlisted = excluded.len() as i64;
+        progress::requeue_grouped(&*tx, run_id, true, &excluded).await?;
+    }
+    let (requeued_days, new_batches) =
+        days::requeue(&*tx, run_id, all, run.batch_size, first).await?;
+    batches::insert_range(&*tx, run_id, first, new_batches).await?;
+    // Nothing left to fetch, yet tickers unsettled (a resume of a run whose last batch ended
+    // between storing its last day and settling): settle them now.
+    days::lock_completion(&*tx, run_id).await?;
+    if days::pending(&*tx, run_id, None).await? == 0 {
+        progress::settle_grouped(&*tx, run_id, &run.range.to_string()).await?;
+    }
+    let counts = progress::counts(&*tx, run_id, None).await?;
+    let requested = counts.total();
+    let skipped = requested - counts.unfinished() - unlisted;
+    let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    runs::record_plan(
+        &*tx,
+        run_id,
+        first + new_batches,
+        to_i32(requested),
+        to_i32(skipped),
+        true,
+    )
+    .await?;
+    let reopened = runs::get(&*tx, run_id).await?;
+    tx.commit().await?;
+    info!(
+        tickers = counts.unfinished(),
+        skipped,
+        days = requeued_days,
+        batches = new_batches,
+        reprocess = reprocess.as_str(),
+        strategy = %Strategy::Grouped,
+        "grouped run resumed"
+    );
+    Ok(plan_output(
+        &reopened,
+        first..first + new_batches,
+        params,
+        true,
+    ))
 }

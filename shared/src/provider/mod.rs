@@ -1,8 +1,8 @@
 //! Price providers behind one port. One ranged request per ticker and interval (plus paging),
 //! never one per day.
 
+pub mod budget;
 mod http;
-pub mod pacing;
 pub mod polygon;
 pub mod yahoo;
 
@@ -31,6 +31,10 @@ pub enum ProviderError {
     /// 429. `retry_after` is the provider's `Retry-After` when it sent one.
     #[error("rate limited (retry after {retry_after:?})")]
     RateLimited { retry_after: Option<Duration> },
+    /// Not sent: the shared request budget's next free slot is `wait` away, more than an
+    /// invocation may sleep.
+    #[error("the shared request budget has no slot for {wait:?}")]
+    Throttled { wait: Duration },
     /// 5xx, timeouts, connection errors.
     #[error("{0}")]
     Unavailable(String),
@@ -57,6 +61,7 @@ impl ProviderError {
     pub fn name(&self) -> &'static str {
         match self {
             ProviderError::RateLimited { .. } => "RateLimited",
+            ProviderError::Throttled { .. } => "Throttled",
             ProviderError::Unavailable(_) => "ProviderUnavailable",
             ProviderError::Rejected(_) => "ProviderRejected",
             ProviderError::UnknownSymbol(_) => "UnknownSymbol",
@@ -88,7 +93,9 @@ impl ProviderError {
 impl From<ProviderError> for BackfillError {
     fn from(e: ProviderError) -> Self {
         match e {
-            ProviderError::RateLimited { .. } => BackfillError::RateLimited(e.to_string()),
+            ProviderError::RateLimited { .. } | ProviderError::Throttled { .. } => {
+                BackfillError::RateLimited(e.to_string())
+            }
             ProviderError::Unavailable(m) => BackfillError::ProviderUnavailable(m),
             ProviderError::Rejected(m) => BackfillError::ProviderRejected(m),
             ProviderError::RangeUnsupported(m) | ProviderError::UnknownSymbol(m) => {
@@ -111,7 +118,7 @@ pub trait PriceProvider: Send + Sync {
     fn check_range(&self, range: &DateRange, interval: Interval) -> Result<(), BackfillError>;
 
     /// A fetch of `symbol`'s bars in `range`, page by page, starting after `after` (the
-    /// ticker's cursor: the newest bar already stored), paced by the provider's rate limiter.
+    /// ticker's cursor: the newest bar already stored), each request through the shared budget.
     /// Bars are keyed the way every writer of `stock_price_history` keys them: intraday bars at
     /// their period start, those starting within the range's days (UTC); daily bars at 00:00 of
     /// the trading day in the exchange's time zone, those whose trading day is in the range.

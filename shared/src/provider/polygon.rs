@@ -9,6 +9,10 @@
 //! same (no `results`); `DELAYED` is a success; volumes may be floats. The key travels in the
 //! query string, so no URL ever reaches an error message or a log line.
 
+mod grouped;
+
+pub use grouped::{new_york_midnight, GroupedDay};
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -18,8 +22,8 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
+use super::budget::RateGate;
 use super::http::{self, Answer};
-use super::pacing::Pacer;
 use super::{BarPages, FetchedBars, PriceProvider, ProviderError};
 use crate::config::Secret;
 use crate::error::BackfillError;
@@ -38,16 +42,16 @@ pub struct PolygonProvider {
     http: reqwest::Client,
     base_url: Url,
     api_key: Secret,
-    pacer: Arc<Pacer>,
+    gate: Arc<RateGate>,
 }
 
 impl PolygonProvider {
-    pub fn new(http: reqwest::Client, base_url: Url, api_key: Secret, pacer: Arc<Pacer>) -> Self {
+    pub fn new(http: reqwest::Client, base_url: Url, api_key: Secret, gate: Arc<RateGate>) -> Self {
         Self {
             http,
             base_url,
             api_key,
-            pacer,
+            gate,
         }
     }
 
@@ -155,7 +159,7 @@ impl PolygonProvider {
                 ProviderError::MalformedResponse(self.redact(&m))
             }
             ProviderError::Garbled(m) => ProviderError::Garbled(self.redact(&m)),
-            rate_limited @ ProviderError::RateLimited { .. } => rate_limited,
+            e @ (ProviderError::RateLimited { .. } | ProviderError::Throttled { .. }) => e,
         }
     }
 
@@ -172,13 +176,17 @@ impl PolygonProvider {
             requests: 1,
             ..FetchedBars::default()
         };
-        self.pacer.acquire().await;
+        self.gate.acquire().await?;
         let request = self.http.get(self.with_key(url));
         let Answer {
             status,
             retry_after,
             body,
         } = http::send(request, "polygon", symbol).await?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Everyone sharing the budget holds off, not only this request.
+            self.gate.limited(retry_after).await;
+        }
         let page = interpret(status, retry_after, &body, symbol);
         // The body can be megabytes: gone before the bars are built.
         drop(body);
@@ -442,7 +450,7 @@ mod tests {
             reqwest::Client::new(),
             Url::parse(base).unwrap(),
             Secret::new("pk_secret"),
-            Arc::new(Pacer::unlimited()),
+            Arc::new(RateGate::unlimited()),
         )
     }
 

@@ -33,8 +33,8 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use url::Url;
 
+use super::budget::RateGate;
 use super::http::{self, Answer};
-use super::pacing::Pacer;
 use super::{BarPages, FetchedBars, PriceProvider, ProviderError};
 use crate::error::BackfillError;
 use crate::model::{today_utc, Bar, DateRange, Interval, ProviderKind, Symbol};
@@ -68,15 +68,15 @@ const HOUR_SECS: i64 = 3_600;
 pub struct YahooProvider {
     http: reqwest::Client,
     base_url: Url,
-    pacer: Arc<Pacer>,
+    gate: Arc<RateGate>,
 }
 
 impl YahooProvider {
-    pub fn new(http: reqwest::Client, base_url: Url, pacer: Arc<Pacer>) -> Self {
+    pub fn new(http: reqwest::Client, base_url: Url, gate: Arc<RateGate>) -> Self {
         Self {
             http,
             base_url,
-            pacer,
+            gate,
         }
     }
 
@@ -255,13 +255,17 @@ impl YahooProvider {
     ) -> Result<FetchedBars, ProviderError> {
         let requested_as = yahoo_symbol(symbol);
         let url = self.chart_url(&requested_as, range, interval)?;
-        self.pacer.acquire().await;
+        self.gate.acquire().await?;
         let request = self.http.get(url).header(USER_AGENT, BROWSER_USER_AGENT);
         let Answer {
             status,
             retry_after,
             body,
         } = http::send(request, "yahoo", symbol).await?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Everyone sharing the budget holds off, not only this request.
+            self.gate.limited(retry_after).await;
+        }
         let request = ChartRequest {
             symbol,
             requested_as: &requested_as,

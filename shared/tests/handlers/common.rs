@@ -51,6 +51,12 @@ pub async fn env_on(schema: Schema, knobs: Knobs, extra: &[(&str, &str)]) -> Env
     let sim = market_sim::spawn(SimConfig::with_knobs(knobs))
         .await
         .expect("market-sim starts");
+    let app = app_for(&db, &sim, extra);
+    Env { db, sim, app }
+}
+
+/// An `App` (one Lambda instance) on `db` and `sim`, with the given extra environment.
+fn app_for(db: &TestDb, sim: &RunningSim, extra: &[(&str, &str)]) -> App {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), db.url()),
         ("YAHOO_BASE_URL".into(), sim.base_url()),
@@ -62,11 +68,15 @@ pub async fn env_on(schema: Schema, knobs: Knobs, extra: &[(&str, &str)]) -> Env
         vars.insert(k.to_string(), v.to_string());
     }
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config is valid");
-    let app = App::new(config, None).expect("app builds");
-    Env { db, sim, app }
+    App::new(config, None).expect("app builds")
 }
 
 impl Env {
+    /// Another instance of the functions on the same database and market-sim.
+    pub fn second_instance(&self, extra: &[(&str, &str)]) -> App {
+        app_for(&self.db, &self.sim, extra)
+    }
+
     pub async fn client(&self) -> tokio_postgres::Client {
         self.db.client().await
     }

@@ -261,21 +261,23 @@ async fn null_elements_are_skipped_and_counted() {
 }
 
 #[tokio::test]
-async fn rate_limit_mid_batch_commits_progress_and_reports_a_backoff_wait() {
-    // Yahoo's 429 carries no Retry-After: the wait comes from the batch's backoff.
+async fn rate_limit_mid_batch_commits_progress_and_reports_the_budgets_pause() {
+    // Yahoo's 429 carries no Retry-After: it pauses the shared budget for RATE_LIMIT_PAUSE_SECONDS,
+    // longer than an invocation may sleep (RATE_BUDGET_MAX_WAIT_SECONDS), so the batch returns.
     let knobs = Knobs {
         rate_limit: Some(RateLimit {
             requests: 2,
             window_seconds: 3600,
             retry_after: RetryAfter::None,
+            kind: Default::default(),
         }),
         ..Default::default()
     };
     let env = env_with(
         knobs,
         &[
-            ("RATE_LIMIT_BACKOFF_BASE_SECONDS", "4"),
-            ("RATE_LIMIT_BACKOFF_CAP_SECONDS", "64"),
+            ("RATE_LIMIT_PAUSE_SECONDS", "2"),
+            ("RATE_BUDGET_MAX_WAIT_SECONDS", "1"),
         ],
     )
     .await;
@@ -286,9 +288,10 @@ async fn rate_limit_mid_batch_commits_progress_and_reports_a_backoff_wait() {
     assert_eq!(out.status, BatchStatus::RateLimited);
     assert_eq!((out.success, out.rate_limited, out.pending), (2, 1, 1));
     let wait = out.retry_after_seconds.expect("a wait is reported");
+    assert_eq!(wait, 2, "the pause a 429 without Retry-After sets");
     assert!(
-        (2..=4).contains(&wait),
-        "first 429: backoff base 4s with jitter, got {wait}"
+        !out.rate_limit_round,
+        "two tickers finished before the 429: not a round of max_rate_limit_rounds"
     );
     assert_eq!(
         env.progress_status(&run.run_id).await,
@@ -314,17 +317,20 @@ async fn rate_limit_mid_batch_commits_progress_and_reports_a_backoff_wait() {
         "no new ticker is started after a 429"
     );
 
-    // Still limited: the streak grows and so does the wait.
+    // Called again at once: the budget is still paused, so nothing is sent, and the wait is
+    // what is left of the pause; no per-batch backoff doubles it.
+    let requests_before = env.yahoo_requests("C");
     let out = env.fetch_ok(&run.run_id, 0).await;
     assert_eq!(out.status, BatchStatus::RateLimited);
     let wait = out.retry_after_seconds.unwrap();
-    assert!(
-        (4..=8).contains(&wait),
-        "second consecutive 429: 8s with jitter, got {wait}"
-    );
+    assert!((1..=2).contains(&wait), "the rest of the pause, got {wait}");
+    assert!(!out.rate_limit_round, "waiting for the budget is no round");
+    assert_eq!(env.yahoo_requests("C"), requests_before);
 
-    // The window opens again: the batch finishes from where it stopped.
+    // The window opens again and the wait is over (the state machine's Wait state): the batch
+    // finishes from where it stopped.
     env.sim.update_knobs(|k| k.rate_limit = None);
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     let out = env.fetch_ok(&run.run_id, 0).await;
     assert_eq!(out.status, BatchStatus::Done);
     assert_eq!(out.success, 4);
@@ -342,6 +348,7 @@ async fn polygon_retry_after_is_reported_as_the_wait() {
             requests: 1,
             window_seconds: 3600,
             retry_after: RetryAfter::Fixed(17),
+            kind: Default::default(),
         }),
         ..Default::default()
     };
@@ -762,4 +769,70 @@ async fn an_interrupted_ticker_goes_on_from_its_cursor_page_by_page() {
     .await;
     assert_eq!(n, 48);
     assert_eq!(env.progress_inserted(&run.run_id).await, 48);
+}
+
+#[tokio::test]
+async fn a_far_slot_in_the_shared_budget_returns_rate_limited_without_sending() {
+    // One request every 10 s for everyone; an invocation may sleep 1 s for its slot.
+    let env = env_with(
+        Knobs::default(),
+        &[
+            ("PROVIDER_REQUESTS_PER_MINUTE", "6"),
+            ("RATE_BUDGET_MAX_WAIT_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let run = env.select_ok(explicit(&["FARA", "FARB"])).await;
+
+    let out = env.fetch_ok(&run.run_id, 0).await;
+
+    assert_eq!(out.status, BatchStatus::RateLimited);
+    assert_eq!((out.success, out.rate_limited, out.pending), (1, 0, 1));
+    // The next slot is the interval after the first request: the state machine waits for it.
+    let wait = out.retry_after_seconds.expect("a wait is reported");
+    assert!(
+        (9..=10).contains(&wait),
+        "the next slot is ~10 s away: {wait}"
+    );
+    assert!(!out.rate_limit_round, "pacing is not a rate-limit round");
+    assert_eq!(
+        env.yahoo_requests("FARB"),
+        0,
+        "nothing is sent for a far slot"
+    );
+    assert_eq!(
+        env.progress_status(&run.run_id).await[1],
+        ("FARB".to_string(), "pending".to_string()),
+        "the ticker is left as it was"
+    );
+    let client = env.client().await;
+    let usage = db::rate_budget::usage(&client, "yahoo").await.unwrap();
+    assert_eq!((usage.granted, usage.denied), (1, 1));
+}
+
+#[tokio::test]
+async fn two_instances_share_one_budget() {
+    // Two Apps (two Lambda instances) on one database: 600 a minute between them, so their 8
+    // requests take at least 0.7 s of slots whatever the split, and they never come closer than
+    // the interval (the budget's ledger says how many it granted).
+    let env = env_with(Knobs::default(), &[("PROVIDER_REQUESTS_PER_MINUTE", "600")]).await;
+    let run = env
+        .select_ok(json!({"symbols": ["SHA", "SHB", "SHC", "SHD", "SHE", "SHF", "SHG", "SHH"], "start_date": "2026-03-09", "end_date": "2026-03-10", "interval": "1h", "batch_size": 4}))
+        .await;
+    let other = env.second_instance(&[("PROVIDER_REQUESTS_PER_MINUTE", "600")]);
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(
+        env.fetch_ok(&run.run_id, 0),
+        other.fetch_batch(event(json!({"run_id": run.run_id, "batch": 1})))
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(a.status, BatchStatus::Done);
+    assert_eq!(b.unwrap().status, BatchStatus::Done);
+    assert!(
+        elapsed >= std::time::Duration::from_millis(700),
+        "8 requests at 10 a second between two instances took only {elapsed:?}"
+    );
+    let client = env.client().await;
+    let usage = db::rate_budget::usage(&client, "yahoo").await.unwrap();
+    assert_eq!(usage.granted, 8);
 }

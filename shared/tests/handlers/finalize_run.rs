@@ -84,10 +84,13 @@ async fn rate_limited_tickers_leave_the_run_incomplete_for_a_later_resume() {
             requests: 1,
             window_seconds: 3600,
             retry_after: RetryAfter::None,
+            kind: Default::default(),
         }),
         ..Default::default()
     };
-    let env = env_with(knobs, &[]).await;
+    // A 429 pauses the shared budget for 1 s: fetch-batch sleeps through it and asks again,
+    // and gives up on the third 429 in a row; the resume below finds the pause over.
+    let env = env_with(knobs, &[("RATE_LIMIT_PAUSE_SECONDS", "1")]).await;
     let run = env.select_ok(explicit(&["AAPL", "MSFT", "NVDA"])).await;
     env.fetch_ok(&run.run_id, 0).await;
     let out = env

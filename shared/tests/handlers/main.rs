@@ -5,5 +5,6 @@ mod bar_keys;
 mod common;
 mod fetch_batch;
 mod finalize_run;
+mod grouped_daily;
 mod original_database;
 mod select_tickers;

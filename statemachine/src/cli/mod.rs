@@ -90,6 +90,11 @@ pub struct SelectionArgs {
     /// Price provider: yahoo or polygon [default: PRICE_PROVIDER of the functions].
     #[arg(long, value_name = "P")]
     pub provider: Option<String>,
+    /// per-ticker (one ranged request per ticker), grouped (Polygon's grouped daily endpoint:
+    /// one request per weekday for every ticker; polygon and 1d only) or auto (grouped when the
+    /// window has fewer weekdays than the run has tickers) [default: auto].
+    #[arg(long, value_name = "per-ticker|grouped|auto")]
+    pub strategy: Option<String>,
     /// Add listed symbols that the `ticker` table lacks to it, where prices reference `ticker`
     /// (otherwise they end `failed` / NotInTickerTable before any provider call).
     #[arg(long)]

@@ -9,7 +9,9 @@ use shared::config::RunDefaults;
 use shared::contract::{BatchOutcome, BatchRef, SelectTickersOutput};
 use shared::db::selection;
 use shared::handler::select_tickers::MAX_BATCHES;
-use shared::model::{Interval, ProviderKind, RunId, Selection, Symbol};
+use shared::model::{
+    choose_strategy, Interval, ProviderKind, RunId, Selection, Strategy, StrategyDecision, Symbol,
+};
 use tokio_postgres::Client;
 
 use super::request::{
@@ -41,6 +43,10 @@ pub const EVENTS_PER_INVOCATION: i64 = 7;
 pub const EVENTS_PER_RATE_LIMIT_ROUND: i64 = 11;
 /// Tickers listed in the text output.
 const SHOWN_SYMBOLS: usize = 30;
+/// One provider call and the write of its bars, seen from one fetch-batch instance: what bounds
+/// the duration when the budget is generous (a day or two of hourly bars against market-sim
+/// takes about this; `make bench` compares the estimate with measured runs).
+pub const SECONDS_PER_CALL: f64 = 0.1;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
@@ -56,6 +62,8 @@ pub struct Plan {
     /// False when neither --provider nor PRICE_PROVIDER is given here: the functions' default
     /// decides, and this plan assumed Yahoo.
     pub provider_known: bool,
+    /// The strategy `start` would pick, with its calls and why.
+    pub strategy: StrategyDecision,
     pub batch_size: i32,
     pub batches: i64,
     pub max_batches: i32,
@@ -78,13 +86,18 @@ pub struct ProviderCalls {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DurationEstimate {
-    /// `PROVIDER_REQUESTS_PER_MINUTE`, or the provider's default pacing.
-    pub requests_per_minute_per_instance: u32,
+    /// `PROVIDER_REQUESTS_PER_MINUTE`, or the provider's default: the rate every fetch-batch
+    /// instance of every run shares (one budget per provider and key).
+    pub requests_per_minute: u32,
     /// fetch-batch instances at once: min(max_concurrency, batches).
     pub concurrent_instances: i64,
-    /// Rounds of concurrent batches: ceil(batches / concurrent_instances).
-    pub waves: i64,
     pub calls_per_batch: i64,
+    /// What the shared budget allows: calls × 60 s / requests per minute.
+    pub budget_seconds: f64,
+    /// What the instances can do: calls × the time one call and its write take, spread over the
+    /// instances (binds only when the budget is generous).
+    pub work_seconds: f64,
+    /// The larger of the two.
     pub seconds: f64,
     pub formula: String,
 }
@@ -126,6 +139,16 @@ pub async fn run(args: &PlanArgs) -> Result<u8, CliError> {
             resolve_read_only(&mut client, other).await?
         }
     };
+    // What select-tickers would refuse once the tickers are known (grouped on a window
+    // without a weekday) is refused here too.
+    let req = &valid.request;
+    choose_strategy(
+        req.strategy,
+        req.provider,
+        req.interval,
+        &req.range,
+        symbols.len(),
+    )?;
     let plan = compute(&valid, &defaults, provider_known, &symbols, &run_id);
     if args.json {
         println!("{}", status::to_json(&plan)?);
@@ -178,9 +201,30 @@ pub fn compute(
     let params = &valid.params;
     let tickers = symbols.len() as i64;
     let batch_size = i64::from(req.batch_size.max(1));
-    let batches = div_ceil(tickers, batch_size);
     let days = req.range.days();
     let weekdays = weekdays(req.range.start(), req.range.end());
+    let strategy = choose_strategy(
+        req.strategy,
+        req.provider,
+        req.interval,
+        &req.range,
+        symbols.len(),
+    )
+    .unwrap_or_else(|e| StrategyDecision {
+        strategy: Strategy::PerTicker,
+        trading_days: weekdays,
+        tickers,
+        calls: tickers,
+        alternative_calls: None,
+        reason: format!("refused: {e}"),
+    });
+    let grouped = strategy.strategy == Strategy::Grouped;
+    // A grouped run's batches are ranges of batch_size days; a per-ticker run's, of tickers.
+    let batches = if grouped {
+        div_ceil(weekdays, batch_size)
+    } else {
+        div_ceil(tickers, batch_size)
+    };
 
     // Yahoo serves the regular session (7 hourly bars); Polygon adds extended hours (16).
     let bars_per_day = match (req.interval, req.provider) {
@@ -190,6 +234,10 @@ pub fn compute(
     };
     let bars_per_ticker = weekdays * bars_per_day;
     let (per_ticker, rule) = match req.provider {
+        _ if grouped => (
+            0,
+            "Polygon grouped daily: one call per weekday for every ticker (holidays cost one empty call each, ~9 a year)".to_string(),
+        ),
         ProviderKind::Yahoo => (1, "Yahoo: one ranged chart request per ticker".to_string()),
         ProviderKind::Polygon => (
             div_ceil(bars_per_ticker, POLYGON_PAGE_BARS).max(1),
@@ -198,7 +246,11 @@ pub fn compute(
     };
     let provider_calls = ProviderCalls {
         per_ticker,
-        total: tickers * per_ticker,
+        total: if grouped {
+            weekdays
+        } else {
+            tickers * per_ticker
+        },
         bars_per_ticker,
         rows: tickers * bars_per_ticker,
         rule,
@@ -206,18 +258,26 @@ pub fn compute(
 
     let rpm = defaults.requests_per_minute_for(req.provider).max(1);
     let instances = params.max_concurrency.min(batches).max(1);
-    let waves = div_ceil(batches, instances);
-    let calls_per_batch = batch_size.min(tickers) * per_ticker;
-    let seconds_per_batch = calls_per_batch as f64 * 60.0 / f64::from(rpm);
-    let seconds = waves as f64 * seconds_per_batch;
+    let calls_per_batch = if grouped {
+        batch_size.min(weekdays)
+    } else {
+        batch_size.min(tickers) * per_ticker
+    };
+    let calls = provider_calls.total;
+    let budget_seconds = calls as f64 * 60.0 / f64::from(rpm);
+    let work_seconds = calls as f64 * SECONDS_PER_CALL / instances as f64;
+    let seconds = budget_seconds.max(work_seconds);
+    // A batch gets its share of the budget while all instances run.
+    let seconds_per_batch = seconds * instances as f64 / batches.max(1) as f64;
     let duration = DurationEstimate {
-        requests_per_minute_per_instance: rpm,
+        requests_per_minute: rpm,
         concurrent_instances: instances,
-        waves,
         calls_per_batch,
+        budget_seconds,
+        work_seconds,
         seconds,
         formula: format!(
-            "ceil(batches {batches} / instances {instances}) × calls per batch {calls_per_batch} × 60 s / {rpm} requests per minute = {}",
+            "max(calls {calls} × 60 s / {rpm} requests per minute, calls {calls} × {SECONDS_PER_CALL} s / instances {instances}) = {}",
             render::duration(seconds)
         ),
     };
@@ -241,6 +301,7 @@ pub fn compute(
         end_date: req.range.end().to_string(),
         interval: req.interval,
         provider: req.provider,
+        strategy: strategy.strategy,
         batch_size,
         max_concurrency: params.max_concurrency,
         max_rate_limit_rounds: params.max_rate_limit_rounds,
@@ -279,6 +340,7 @@ pub fn compute(
         interval: req.interval,
         provider: req.provider,
         provider_known,
+        strategy,
         batch_size: req.batch_size,
         batches,
         max_batches: MAX_BATCHES,
@@ -310,6 +372,7 @@ pub fn render_plan(p: &Plan) -> String {
                 p.start_date, p.end_date, p.days, p.weekdays, p.interval, p.provider
             ),
         ),
+        ("strategy", p.strategy.reason.clone()),
         ("selection", render::selection(&p.selection)),
         (
             "tickers",
@@ -326,15 +389,26 @@ pub fn render_plan(p: &Plan) -> String {
         (
             "batches",
             format!(
-                "{} of up to {} tickers (at most {} per run); {} at once (max concurrency)",
-                p.batches, p.batch_size, p.max_batches, p.max_concurrency
+                "{} of up to {} {} (at most {} per run); {} at once (max concurrency)",
+                p.batches,
+                p.batch_size,
+                match p.strategy.strategy {
+                    Strategy::Grouped => "days",
+                    Strategy::PerTicker => "tickers",
+                },
+                p.max_batches,
+                p.max_concurrency
             ),
         ),
     ]));
     let c = &p.provider_calls;
     let _ = writeln!(out, "provider calls");
+    let per_ticker = match p.strategy.strategy {
+        Strategy::Grouped => ("per day", format!("1 ({})", c.rule)),
+        Strategy::PerTicker => ("per ticker", format!("{} ({})", c.per_ticker, c.rule)),
+    };
     out.push_str(&render::fields(&[
-        ("per ticker", format!("{} ({})", c.per_ticker, c.rule)),
+        per_ticker,
         (
             "total",
             format!(
@@ -349,24 +423,21 @@ pub fn render_plan(p: &Plan) -> String {
         (
             "pacing",
             format!(
-                "{} requests per minute per fetch-batch instance (PROVIDER_REQUESTS_PER_MINUTE, or the {} default)",
-                d.requests_per_minute_per_instance, p.provider
+                "{} requests per minute for every fetch-batch instance together (PROVIDER_REQUESTS_PER_MINUTE, or the {} default), one budget shared in the database",
+                d.requests_per_minute, p.provider
             ),
         ),
         (
             "instances",
             format!(
-                "{} at once = min(max concurrency {}, batches {}); each paces itself, so the aggregate rate is {} per minute",
-                d.concurrent_instances,
-                p.max_concurrency,
-                p.batches,
-                i64::from(d.requests_per_minute_per_instance) * d.concurrent_instances
+                "{} at once = min(max concurrency {}, batches {}); more instances do not raise the rate, they only keep the budget busy",
+                d.concurrent_instances, p.max_concurrency, p.batches
             ),
         ),
         ("formula", d.formula.clone()),
         (
             "caveat",
-            "if the provider limits per IP or key, the aggregate rate is what it sees: 429s then add waits (Retry-After or backoff)".into(),
+            "other runs on the same provider and key share the budget and slow this one; a 429 pauses everyone until its Retry-After".into(),
         ),
     ]));
     let s = &p.step_functions;
@@ -427,6 +498,7 @@ mod tests {
                     within_days: None,
                 },
                 batch_size,
+                strategy: shared::model::StrategyRequest::Auto,
             },
             params: ExecutionParams {
                 max_concurrency: 4,
@@ -460,9 +532,9 @@ mod tests {
         assert_eq!(p.provider_calls.total, 25);
         assert_eq!(p.provider_calls.bars_per_ticker, 70);
         assert_eq!(p.duration.concurrent_instances, 3);
-        assert_eq!(p.duration.waves, 1);
-        // 10 calls at 30 a minute.
-        assert_eq!(p.duration.seconds, 20.0);
+        // 25 calls at 30 a minute for all three instances together.
+        assert_eq!(p.duration.budget_seconds, 50.0);
+        assert_eq!(p.duration.seconds, 50.0);
         assert_eq!(p.step_functions.events_per_batch, 11);
         assert_eq!(p.step_functions.events_per_batch_at_round_bound, 11 + 550);
     }
@@ -480,7 +552,29 @@ mod tests {
         let p = compute(&v, &defaults, true, &symbols(2), &run_id());
         // 2609 weekdays × 16 bars = 41,744: 9 pages of 5,000.
         assert_eq!(p.provider_calls.per_ticker, 9);
-        assert_eq!(p.duration.requests_per_minute_per_instance, 60);
+        assert_eq!(p.duration.requests_per_minute, 60);
+    }
+
+    #[test]
+    fn grouped_daily_plans_one_call_per_weekday_and_says_why() {
+        let defaults = defaults_from(|_| None).unwrap();
+        let mut v = valid(ProviderKind::Polygon, Interval::Day, 50);
+        // Two years from a Monday: 520 weekdays.
+        v.request.range = DateRange::new(date("2024-01-01"), date("2025-12-28")).unwrap();
+        let p = compute(&v, &defaults, true, &symbols(10_000), &run_id());
+        assert_eq!(p.strategy.strategy, Strategy::Grouped);
+        assert_eq!(p.provider_calls.total, 520);
+        assert_eq!(p.batches, 11, "520 days in batches of 50");
+        let text = render_plan(&p);
+        assert!(
+            text.contains("grouped: 520 trading days < 10000 tickers: 520 calls instead of 10000"),
+            "{text}"
+        );
+        // Hourly, or fewer tickers than days: per ticker.
+        let few = compute(&v, &defaults, true, &symbols(20), &run_id());
+        assert_eq!(few.strategy.strategy, Strategy::PerTicker);
+        assert_eq!(few.provider_calls.total, 20);
+        assert!(render_plan(&few).contains("per-ticker: 520 trading days >= 20 tickers"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use shared::config::RunDefaults;
 use shared::contract::SelectTickersInput;
 use shared::handler::select_tickers::{ExecutionParams, RunRequest, MAX_BATCHES};
-use shared::model::{Interval, ProviderKind, Reprocess, RunId, Selection, Symbol};
+use shared::model::{Interval, ProviderKind, Reprocess, RunId, Selection, StrategyRequest, Symbol};
 
 use super::{ExecutionArgs, SelectionArgs};
 use crate::error::CliError;
@@ -62,6 +62,11 @@ pub fn new_run_input(
         .as_deref()
         .map(str::parse::<ProviderKind>)
         .transpose()?;
+    let strategy = sel
+        .strategy
+        .as_deref()
+        .map(str::parse::<StrategyRequest>)
+        .transpose()?;
     let mut input = SelectTickersInput {
         new_run_id: Some(run_id),
         symbols,
@@ -75,6 +80,7 @@ pub fn new_run_input(
         batch_size: sel.batch_size,
         provider,
         register_tickers: sel.register_tickers.then_some(true),
+        strategy,
         ..SelectTickersInput::default()
     };
     parse_knobs(&mut input, exec);
@@ -211,6 +217,28 @@ mod tests {
             json,
             serde_json::json!({"new_run_id": "backfill-20260312-101500-0a1b2c3d"})
         );
+    }
+
+    #[test]
+    fn the_strategy_flag_reaches_the_input_and_grouped_is_refused_where_it_cannot_work() {
+        let sel = |provider: &str, interval: &str, strategy: &str| SelectionArgs {
+            symbols: Some(vec!["AAPL".into()]),
+            start_date: Some("2026-03-02".into()),
+            end_date: Some("2026-03-06".into()),
+            provider: Some(provider.into()),
+            interval: Some(interval.into()),
+            strategy: Some(strategy.into()),
+            ..Default::default()
+        };
+        let i = input(sel("polygon", "1d", "grouped")).unwrap();
+        assert_eq!(i.strategy, Some(StrategyRequest::Grouped));
+        assert!(validate_new_run(&i, &defaults(), true, today()).is_ok());
+        for (provider, interval) in [("yahoo", "1d"), ("polygon", "1h")] {
+            let i = input(sel(provider, interval, "grouped")).unwrap();
+            let e = validate_new_run(&i, &defaults(), true, today()).unwrap_err();
+            assert!(matches!(e, CliError::InvalidInput(_)), "{e:?}");
+        }
+        assert!(input(sel("polygon", "1d", "sometimes")).is_err());
     }
 
     #[test]

@@ -15,12 +15,24 @@
 //! 4. only then (nothing after the last reading can raise it): rows stored against market-sim's
 //!    ground truth.
 //!
-//! Prints a table and PASS/FAIL, writes `target/bench/memory.json`, and exits 1 on FAIL (the
-//! goal missed, or rows stored differ from the ground truth). 1 MB here is 1 MiB, as in Lambda's
-//! memory sizes.
+//! Prints a table and PASS/FAIL and writes `target/bench/memory.json`. 1 MB here is 1 MiB, as
+//! in Lambda's memory sizes.
+//!
+//! Then, in the same run, issue 9's figures (see [`suite`]): throughput at a provider-wide limit
+//! (fixed and sliding windows, 40 and 200 tickers, `max_concurrency` 1, 4, 8, 16), calls ÷
+//! minimum calls, `backfill plan`'s estimate ÷ measured, upsert ÷ COPY rows/s, cold start and
+//! peak RSS of the release fetch-batch binary, dollars per reference run. One line per figure
+//! with its ratio and goal, printed as measured and written to `target/bench/figures.txt` and
+//! `figures.json`. Exits 1 if any goal is missed (every figure is still printed and written), 2
+//! if the bench itself could not run.
 
+mod coldstart;
+mod figures;
 mod rss;
 mod sim;
+mod suite;
+mod throughput;
+mod writes;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +48,7 @@ use shared::handler::App;
 use shared::model::RunId;
 use test_support::TestDb;
 
+use figures::{Figure, Figures, Goal};
 use rss::{mib, Rss};
 use sim::{GroundTruthCount, MarketSim};
 
@@ -48,6 +61,11 @@ const YEARS: [u32; 2] = [1, 20];
 const MAX_CALLS: u32 = 100;
 
 fn main() -> ExitCode {
+    // The functions log every ticker at INFO; the bench's output is its figures. RUST_LOG=info
+    // brings the functions' lines back.
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
     shared::telemetry::init();
     let outcome = tokio::runtime::Runtime::new()
         .context("cannot start the tokio runtime")
@@ -108,13 +126,73 @@ impl Measured {
 }
 
 async fn run() -> anyhow::Result<Verdict> {
+    let started = Instant::now();
     let exe = std::env::current_exe().context("cannot locate the bench binary")?;
     let sim = MarketSim::start(&exe.with_file_name("market-sim"))?;
+    let end = end_date(Utc::now().date_naive());
+    let mut figures = Figures::default();
+
+    let report = memory(&sim, &exe).await?;
+    let long = report.longest();
+    figures.push(Figure::new(
+        format!(
+            "fetch-batch peak RSS ÷ {GOAL_MIB:.0} MB, Polygon 1h {SYMBOL} over {} (in-process)",
+            long.label()
+        ),
+        mib(long.peak.peak_kib) / GOAL_MIB,
+        Goal::AtMost(1.0),
+        format!(
+            "VmHWM {:.1} MiB; {} rows stored, ground truth {} bars",
+            mib(long.peak.peak_kib),
+            long.rows,
+            long.truth.bars
+        ),
+    ));
+    let rows_ok = report.measured.iter().filter(|m| m.rows_match()).count();
+    figures.push(Figure::new(
+        "memory runs whose rows match market-sim's ground truth (fraction)",
+        rows_ok as f64 / report.measured.len() as f64,
+        Goal::AtLeast(1.0),
+        format!("{rows_ok} of {}", report.measured.len()),
+    ));
+
+    let table = suite::run(&sim, &exe, end, &mut figures).await?;
+
+    let elapsed = started.elapsed();
+    println!();
+    println!("== summary");
+    print!("{table}");
+    let failed = figures.failed();
+    let header = format!(
+        "make bench, {} (UTC), {:.0} s; {} figures, {} missed their goal",
+        Utc::now().format("%Y-%m-%d %H:%M"),
+        elapsed.as_secs_f64(),
+        figures.list.len(),
+        failed
+    );
+    println!("{header}");
+    let dir = bench_dir(&exe)?;
+    figures.write(&dir, &header)?;
+    println!(
+        "figures: {} and {}",
+        dir.join("figures.txt").display(),
+        dir.join("figures.json").display()
+    );
+    Ok(if failed == 0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    })
+}
+
+/// The memory figure (issue 8): the in-process fetch of a 1-year and a 20-year ticker. Runs
+/// first, before anything else can raise this process's peak.
+async fn memory(sim: &MarketSim, exe: &Path) -> anyhow::Result<Report> {
     let end = end_date(Utc::now().date_naive());
 
     let mut prepared = Vec::new();
     for years in YEARS {
-        prepared.push(prepare(&sim, years, end).await?);
+        prepared.push(prepare(sim, years, end).await?);
     }
     let baseline = Rss::now().context("reading the baseline RSS")?;
 
@@ -154,18 +232,18 @@ async fn run() -> anyhow::Result<Verdict> {
 
     let report = Report { baseline, measured };
     report.print();
-    let out = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|target| target.join("bench").join("memory.json"))
-        .context("cannot find the target folder")?;
+    let out = bench_dir(exe)?.join("memory.json");
     report.write(&out)?;
-    println!("figures: {}", out.display());
-    Ok(if report.pass() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    })
+    println!("memory figures: {}", out.display());
+    Ok(report)
+}
+
+/// `target/bench`, next to `target/release` where the bench binary is.
+fn bench_dir(exe: &Path) -> anyhow::Result<std::path::PathBuf> {
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("bench"))
+        .context("cannot find the target folder")
 }
 
 /// A recent weekday at least a week before `today`.

@@ -48,7 +48,7 @@ fn max_rss_kib() -> io::Result<u64> {
 }
 
 /// A `Name:   1234 kB` line of `/proc/<pid>/status`, in KiB.
-fn status_kib(status: &str, name: &str) -> Option<u64> {
+pub(crate) fn status_kib(status: &str, name: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let value = line.strip_prefix(name)?.strip_prefix(':')?;
         value.trim().strip_suffix("kB")?.trim().parse().ok()

@@ -62,6 +62,39 @@ impl MarketSim {
         &self.base_url
     }
 
+    /// `POST /__admin/reset` (start-up knobs, counters and rate-limit windows cleared), then
+    /// `POST /__admin/knobs` with `knobs` (a partial object, merged).
+    pub async fn reset_with(&self, knobs: serde_json::Value) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        for (path, body) in [("reset", serde_json::json!({})), ("knobs", knobs)] {
+            let url = format!("{}/__admin/{path}", self.base_url);
+            let response = http
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                bail!("POST {url} {body}: {status} {text}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /__admin/requests`: what the simulator answered since the last reset.
+    pub async fn requests(&self) -> anyhow::Result<Requests> {
+        let url = format!("{}/__admin/requests", self.base_url);
+        reqwest::get(&url)
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: not the requests report"))
+    }
+
     /// How many bars a correct client stores for `symbol`'s Polygon 1h bars over the days
     /// `start..=end` (`GET /__admin/ground-truth`), and how many it skips.
     pub async fn ground_truth_1h(
@@ -105,4 +138,46 @@ impl MarketSim {
 pub struct GroundTruthCount {
     pub bars: u64,
     pub skipped: u64,
+}
+
+/// The parts of market-sim's request report the bench reads.
+#[derive(Debug, Deserialize)]
+pub struct Requests {
+    by_path: Vec<PathCount>,
+    /// The rate limiter's 429s per provider (absent in a market-sim without sliding windows).
+    #[serde(default)]
+    rate_limited: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PathCount {
+    path: String,
+    status: u16,
+    count: u64,
+}
+
+/// Polygon's per-ticker aggregates (`next_url` pages included).
+pub const POLYGON_AGGS: &str = "/v2/aggs/ticker/";
+/// Polygon's grouped daily endpoint (one request per day, every US stock).
+pub const POLYGON_GROUPED: &str = "/v2/aggs/grouped/";
+
+impl Requests {
+    /// Requests answered with a 200 (accepted and served) whose path starts with `prefix`.
+    pub fn accepted(&self, prefix: &str) -> u64 {
+        self.count(prefix, |s| s == 200)
+    }
+
+    /// Requests whose path starts with `prefix`, whatever the answer.
+    pub fn count(&self, prefix: &str, status: impl Fn(u16) -> bool) -> u64 {
+        self.by_path
+            .iter()
+            .filter(|p| p.path.starts_with(prefix) && status(p.status))
+            .map(|p| p.count)
+            .sum()
+    }
+
+    /// 429s from the rate limiter for `provider` (`polygon`, `yahoo`).
+    pub fn rate_limited(&self, provider: &str) -> u64 {
+        self.rate_limited.get(provider).copied().unwrap_or(0)
+    }
 }

@@ -134,7 +134,7 @@ fn selected(batches: i64) -> Value {
 fn fetched(batch: i64, status: &str, retry_after_seconds: Option<u64>) -> Value {
     respond(json!({
         "run_id": RUN_ID, "batch": batch, "status": status,
-        "retry_after_seconds": retry_after_seconds,
+        "retry_after_seconds": retry_after_seconds, "rate_limit_round": status == "rate_limited",
         "success": 0, "failed": 0, "rate_limited": 0, "pending": 0,
         "records_inserted": 0, "records_updated": 0, "attempted": 0,
     }))

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::generator::canonical_symbol;
 
-/// What a 429 says about when to come back.
 /// How the `fail_every_nth` requests fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -23,10 +22,12 @@ pub enum FailKind {
     Slow,
 }
 
+/// What a 429 says about when to come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryAfter {
-    /// `Retry-After: <seconds until the window resets, rounded up>`.
+    /// `Retry-After: <seconds until a request would be accepted again, rounded up>`: until the
+    /// fixed window resets, or until the oldest accepted request leaves the sliding window.
     #[default]
     UntilReset,
     /// No `Retry-After` header.
@@ -35,8 +36,22 @@ pub enum RetryAfter {
     Fixed(u64),
 }
 
-/// A fixed-window rate limit, counted per provider (Yahoo and Polygon are separate services with
-/// separate quotas). Only accepted requests count: at most `requests` are answered per window.
+/// How a [`RateLimit`] counts its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// Windows of `window_seconds` one after another, each started by the first request after
+    /// the previous one ended: up to `2 × requests` can pass in a short interval that straddles
+    /// a window boundary.
+    #[default]
+    Fixed,
+    /// At most `requests` accepted in any interval of `window_seconds` (a log of accepted
+    /// times), as providers that count "the last minute" do: no burst at a boundary.
+    Sliding,
+}
+
+/// A rate limit, counted per provider (Yahoo and Polygon are separate services with separate
+/// quotas). Only accepted requests count: at most `requests` are answered per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
@@ -46,6 +61,9 @@ pub struct RateLimit {
     /// Polygon's `Retry-After`. Yahoo never sends one unless `yahoo_retry_after` is set.
     #[serde(default)]
     pub retry_after: RetryAfter,
+    /// `fixed` (the default) or `sliding`.
+    #[serde(default)]
+    pub kind: WindowKind,
 }
 
 fn default_window_seconds() -> u64 {
@@ -155,6 +173,10 @@ pub struct Knobs {
     /// Multiplies a symbol's prices (both providers), e.g. 0.01 for sub-dollar split-adjusted
     /// prices.
     pub price_scale: BTreeMap<String, Scale>,
+    /// Symbols Polygon's grouped daily answers list besides the built-in universe
+    /// ([`crate::GROUPED_UNIVERSE`] and `SYN0000`..`SYN0999`). Never listed whatever this says:
+    /// `unknown_symbols`, and symbols with an exchange suffix (`SAP.DE`: not a US stock).
+    pub grouped_symbols: BTreeSet<String>,
 }
 
 impl Default for Knobs {
@@ -181,6 +203,7 @@ impl Default for Knobs {
             yahoo_live_bar: LiveBar::AtClock,
             coarse_symbols: BTreeSet::new(),
             price_scale: BTreeMap::new(),
+            grouped_symbols: BTreeSet::new(),
         }
     }
 }
@@ -257,9 +280,22 @@ mod tests {
             Some(RateLimit {
                 requests: 2,
                 window_seconds: 60,
-                retry_after: RetryAfter::Fixed(7)
+                retry_after: RetryAfter::Fixed(7),
+                kind: WindowKind::Fixed,
             })
         );
+        let sliding = knobs
+            .merged(
+                &json!({"rate_limit": {"requests": 5, "window_seconds": 10, "kind": "sliding"}}),
+            )
+            .unwrap();
+        assert_eq!(
+            sliding.rate_limit.map(|l| (l.kind, l.retry_after)),
+            Some((WindowKind::Sliding, RetryAfter::UntilReset))
+        );
+        assert!(Knobs::default()
+            .merged(&json!({"rate_limit": {"requests": 5, "kind": "leaky"}}))
+            .is_err());
         assert_eq!(knobs.polygon_api_key, "test-key");
         assert!(Knobs::default()
             .merged(&json!({"no_such_knob": 1}))

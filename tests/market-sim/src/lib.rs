@@ -8,6 +8,8 @@
 //! Routes:
 //! - `GET /v8/finance/chart/{symbol}` — Yahoo
 //! - `GET /v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}` — Polygon
+//! - `GET /v2/aggs/grouped/locale/us/market/stocks/{date}` — Polygon's grouped daily bars (one
+//!   day of every US stock in [`grouped_universe`]; logged under route `polygon`, symbol `grouped`)
 //! - `GET /__admin/health` — `ok`
 //! - `GET /__admin/knobs`, `POST /__admin/knobs` (partial JSON object, merged) — the knobs
 //! - `POST /__admin/reset` — start-up knobs back, counters cleared
@@ -39,8 +41,11 @@ use tokio::task::JoinHandle;
 
 pub use exchange::Exchange;
 pub use generator::{Granularity, Interval, Provider};
-pub use knobs::{FailKind, Knobs, LiveBar, RateLimit, RetryAfter, Scale};
-pub use polygon::PUBLIC_BASE_URL as POLYGON_PUBLIC_BASE_URL;
+pub use knobs::{FailKind, Knobs, LiveBar, RateLimit, RetryAfter, Scale, WindowKind};
+pub use polygon::{
+    grouped_universe, GROUPED_PATH_PREFIX, GROUPED_SYNTHETIC, GROUPED_UNIVERSE,
+    PUBLIC_BASE_URL as POLYGON_PUBLIC_BASE_URL,
+};
 pub use state::{PathCount, RequestsReport, RouteCount};
 pub use yahoo::HOURLY_HISTORY_DAYS;
 
@@ -255,6 +260,12 @@ impl RunningSim {
         self.state.request_count(path_prefix, status)
     }
 
+    /// Grouped daily requests (`/v2/aggs/grouped/…`) answered with `status` if given: a grouped
+    /// run's calls (its minimum is the weekdays of its window).
+    pub fn grouped_requests(&self, status: Option<u16>) -> u64 {
+        self.state.request_count(GROUPED_PATH_PREFIX, status)
+    }
+
     pub fn requests(&self) -> RequestsReport {
         self.state.report()
     }
@@ -313,6 +324,10 @@ fn router(state: Arc<SimState>) -> Router {
         .route(
             "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}",
             get(polygon::aggregates),
+        )
+        .route(
+            "/v2/aggs/grouped/locale/us/market/stocks/{date}",
+            get(polygon::grouped),
         )
         .route("/__admin/health", get(|| async { "ok" }))
         .route("/__admin/knobs", get(get_knobs).post(post_knobs))

@@ -24,9 +24,12 @@ struct Args {
     /// Requests per window and per provider; unlimited when absent.
     #[arg(long)]
     rate_limit: Option<u32>,
-    /// Length of the fixed rate-limit window.
+    /// Length of the rate-limit window.
     #[arg(long, default_value_t = 60)]
     window_seconds: u64,
+    /// fixed: windows one after another; sliding: at most --rate-limit in any --window-seconds.
+    #[arg(long, value_enum, default_value = "fixed")]
+    rate_limit_kind: market_sim::WindowKind,
     /// Fixed Polygon `Retry-After` seconds (default: seconds until the window resets).
     #[arg(long, conflicts_with = "no_retry_after")]
     retry_after: Option<u64>,
@@ -59,6 +62,10 @@ struct Args {
     /// Symbols the providers do not know (repeatable or comma-separated).
     #[arg(long = "unknown", value_delimiter = ',')]
     unknown: Vec<String>,
+    /// US symbols Polygon's grouped daily answers list besides the built-in universe
+    /// (repeatable or comma-separated).
+    #[arg(long = "grouped-symbols", value_delimiter = ',')]
+    grouped_symbols: Vec<String>,
     /// Symbols whose Yahoo bars have a null element every --null-every-nth bar.
     #[arg(long = "null-symbols", value_delimiter = ',')]
     null_symbols: Vec<String>,
@@ -139,6 +146,7 @@ impl Args {
                 requests,
                 window_seconds: self.window_seconds,
                 retry_after,
+                kind: self.rate_limit_kind,
             }),
             yahoo_retry_after: self.yahoo_retry_after,
             latency_ms: self.latency_ms,
@@ -160,6 +168,7 @@ impl Args {
             yahoo_live_bar: self.yahoo_live_bar.into(),
             coarse_symbols: set(&self.coarse),
             price_scale: self.price_scale.iter().cloned().collect(),
+            grouped_symbols: set(&self.grouped_symbols),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Polygon aggregates v2:
-//! `GET /v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}?adjusted&sort&limit&apiKey`.
+//! `GET /v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}?adjusted&sort&limit&apiKey`,
+//! and the grouped daily bars: `GET /v2/aggs/grouped/locale/us/market/stocks/{date}` (see
+//! [`grouped`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -11,7 +13,7 @@ use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use crate::generator::{self, Interval, Provider, SimBar};
+use crate::generator::{self, canonical_symbol, Interval, Provider, SimBar};
 use crate::knobs::{FailKind, Knobs};
 use crate::state::{Admission, SimState};
 use crate::{json_response, truncated};
@@ -417,5 +419,241 @@ mod tests {
     fn volume_is_a_json_float() {
         let body = request("2026-03-09", "2026-03-09", &[]).page(&Knobs::default(), "id");
         assert!(body["results"][0]["v"].is_f64());
+    }
+}
+
+// ---- grouped daily bars ----------------------------------------------------------------------
+
+/// `GET /v2/aggs/grouped/locale/us/market/stocks/{date}?adjusted&apiKey`: one day's bar of every
+/// US stock in the universe. Requests are logged under route `polygon`, symbol `grouped`.
+pub const GROUPED_PATH_PREFIX: &str = "/v2/aggs/grouped/";
+
+/// US tickers every grouped answer lists (besides `SYN0000`..`SYN0999` and the
+/// `grouped_symbols` knob), unless `unknown_symbols` names them.
+pub const GROUPED_UNIVERSE: &[&str] = &[
+    "AAPL", "ABBV", "ADBE", "AMD", "AMZN", "AVGO", "BAC", "BRK.A", "BRK.B", "COST", "CRM", "CSCO",
+    "CVX", "DIS", "GOOG", "GOOGL", "HD", "IBM", "INTC", "JNJ", "JPM", "KO", "LLY", "MA", "META",
+    "MRK", "MSFT", "NFLX", "NVDA", "ORCL", "PEP", "PFE", "PG", "SPY", "T", "TSLA", "UNH", "V",
+    "WMT", "XOM",
+];
+
+/// How many synthetic tickers (`SYN0000`, `SYN0001`, …) the built-in universe holds.
+pub const GROUPED_SYNTHETIC: usize = 1000;
+
+/// Every symbol a grouped answer lists under `knobs`, sorted: the built-in universe and the
+/// `grouped_symbols` knob, minus `unknown_symbols` and anything with an exchange suffix (Polygon's
+/// grouped endpoint is US stocks only).
+pub fn grouped_universe(knobs: &Knobs) -> Vec<String> {
+    let mut all: std::collections::BTreeSet<String> = GROUPED_UNIVERSE
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..GROUPED_SYNTHETIC).map(|i| format!("SYN{i:04}")))
+        .chain(knobs.grouped_symbols.iter().map(|s| canonical_symbol(s)))
+        .collect();
+    all.retain(|s| !knobs.is_unknown(s) && crate::exchange::exchange_of(s).suffix.is_empty());
+    all.into_iter().collect()
+}
+
+/// The grouped handler. Polygon's documented answer (polygon.io/docs/stocks/
+/// get_v2_aggs_grouped_locale_us_market_stocks__date; the reference is quoted in Seerden/trade
+/// documentation/price-action/api/polygon/grouped-daily.md, and polygon-io/client-python PR #128
+/// added `get_grouped_daily_aggs` for it): `{"status":"OK","adjusted":true,"queryCount":N,
+/// "resultsCount":N,"request_id":…,"results":[{"T":"AAPL","v":…,"vw":…,"o":…,"c":…,"h":…,"l":…,
+/// "t":…,"n":…}]}`; a day without trading answers `resultsCount: 0` and no `results`. Its example
+/// for 2020-10-14 carries `t: 1602705600000` (16:00 New York, the close), so `t` here is the
+/// day's 16:00 New York, not the per-ticker endpoint's midnight: a client must key the bars by
+/// the day it asked for. The bars are the per-ticker daily endpoint's, same prices.
+pub async fn grouped(
+    State(state): State<Arc<SimState>>,
+    Path(date): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let knobs = state.knobs();
+    let seq = state.next_provider_request();
+    if let Some(refused) = check_key(&state, &knobs, &params, &headers) {
+        return refused;
+    }
+    if let Some(limited) = admit(&state, &knobs) {
+        return limited;
+    }
+    let fault = knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0);
+    if fault && knobs.fail_kind == FailKind::Status {
+        let status =
+            StatusCode::from_u16(knobs.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return error(&state, status, "Internal server error");
+    }
+    if fault && knobs.fail_kind == FailKind::Slow {
+        tokio::time::sleep(std::time::Duration::from_millis(knobs.fail_slow_ms)).await;
+    }
+    let Ok(day) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+        return error(
+            &state,
+            StatusCode::BAD_REQUEST,
+            &format!("Could not parse the date parameter: '{date}'. Use YYYY-MM-DD."),
+        );
+    };
+    let adjusted = params.get("adjusted").is_none_or(|v| v != "false");
+    let body = grouped_body(&knobs, day, adjusted, &state.next_request_id());
+    if (fault && knobs.fail_kind == FailKind::Truncated) || knobs.malformed_all {
+        truncated(&body)
+    } else {
+        json_response(StatusCode::OK, &body)
+    }
+}
+
+/// The `apiKey` (or bearer token) check both Polygon endpoints make.
+fn check_key(
+    state: &SimState,
+    knobs: &Knobs,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match params.get("apiKey").map(String::as_str).or(bearer) {
+        None => Some(json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"status": "NOT_AUTHORIZED", "request_id": state.next_request_id(), "message": "API Key was not provided"}),
+        )),
+        Some(key) if key != knobs.polygon_api_key => Some(json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"status": "NOT_AUTHORIZED", "request_id": state.next_request_id(), "message": "Unknown API Key"}),
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Polygon's 429, when the rate-limit knob says so (the same budget as the aggregates).
+fn admit(state: &SimState, knobs: &Knobs) -> Option<Response> {
+    let Admission::Limited { retry_after } = state.admit(Provider::Polygon, knobs) else {
+        return None;
+    };
+    let mut response = error(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        "You've exceeded the maximum requests per minute, please wait or upgrade your subscription to continue. https://polygon.io/pricing",
+    );
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    Some(response)
+}
+
+/// One grouped answer: every listed symbol's daily bar of `day` (none on a weekend).
+pub fn grouped_body(knobs: &Knobs, day: NaiveDate, adjusted: bool, request_id: &str) -> Value {
+    let (from, to) = match (
+        generator::new_york_midnight(day),
+        day.succ_opt().and_then(generator::new_york_midnight),
+    ) {
+        (Some(from), Some(to)) => (from, to),
+        _ => (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC),
+    };
+    // 16:00 New York, the close, as in Polygon's documented example.
+    let stamp = crate::exchange::US
+        .at(day, (16, 0))
+        .map_or(0, |t| t.timestamp_millis());
+    let results: Vec<Value> = grouped_universe(knobs)
+        .iter()
+        .flat_map(|symbol| {
+            generator::polygon_bars(symbol, Interval::Day, from, to, knobs.scale(symbol))
+                .into_iter()
+                .map(move |b| {
+                    json!({
+                        "T": symbol,
+                        "v": b.volume as f64,
+                        "vw": b.vwap,
+                        "o": b.open,
+                        "c": b.close,
+                        "h": b.high,
+                        "l": b.low,
+                        "t": stamp,
+                        "n": b.transactions,
+                    })
+                })
+        })
+        .collect();
+    let mut body = json!({
+        "adjusted": adjusted,
+        "queryCount": results.len(),
+        "resultsCount": results.len(),
+        "status": knobs.polygon_status,
+        "request_id": request_id,
+    });
+    if let (Value::Object(fields), false) = (&mut body, results.is_empty()) {
+        fields.insert("results".into(), Value::Array(results));
+    }
+    body
+}
+
+#[cfg(test)]
+mod grouped_tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn listed(body: &Value) -> Vec<String> {
+        body["results"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .map(|x| x["T"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_weekday_lists_the_universe_with_the_per_ticker_daily_bars() {
+        let knobs = Knobs::default();
+        let body = grouped_body(&knobs, day("2026-03-10"), true, "id");
+        let symbols = listed(&body);
+        assert_eq!(symbols.len(), GROUPED_UNIVERSE.len() + GROUPED_SYNTHETIC);
+        assert_eq!(body["resultsCount"], json!(symbols.len()));
+        let aapl = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["T"] == "AAPL")
+            .unwrap();
+        let per_ticker = request_for("AAPL", "2026-03-10").bars(&knobs);
+        assert_eq!(per_ticker.len(), 1);
+        assert_eq!(aapl["c"].as_f64(), Some(per_ticker[0].close));
+        assert_eq!(aapl["o"].as_f64(), Some(per_ticker[0].open));
+        // 16:00 New York (EDT from 2026-03-08): 20:00 UTC.
+        assert_eq!(aapl["t"], json!(1_773_172_800_000_i64));
+    }
+
+    fn request_for(ticker: &str, d: &str) -> Request {
+        Request::parse(ticker, "1", "day", d, d, &HashMap::new()).unwrap()
+    }
+
+    #[test]
+    fn a_weekend_has_no_results_key() {
+        let body = grouped_body(&Knobs::default(), day("2026-03-07"), true, "id");
+        assert!(body.get("results").is_none());
+        assert_eq!(body["resultsCount"], json!(0));
+        assert_eq!(body["status"], json!("OK"));
+    }
+
+    #[test]
+    fn the_universe_knob_adds_us_symbols_and_unknown_or_foreign_ones_are_never_listed() {
+        let knobs = Knobs {
+            grouped_symbols: ["ZZZT".to_string(), "SAP.DE".to_string()].into(),
+            unknown_symbols: ["MSFT".to_string()].into(),
+            ..Knobs::default()
+        };
+        let universe = grouped_universe(&knobs);
+        assert!(universe.contains(&"ZZZT".to_string()));
+        assert!(universe.contains(&"BRK.B".to_string()));
+        assert!(!universe.contains(&"SAP.DE".to_string()));
+        assert!(!universe.contains(&"MSFT".to_string()));
+        assert!(!universe.contains(&"NOPE".to_string()));
     }
 }

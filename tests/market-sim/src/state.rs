@@ -1,13 +1,14 @@
 //! Shared server state: the knobs, the rate-limit windows and the request log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::generator::Provider;
-use crate::knobs::{Knobs, RetryAfter};
+use crate::knobs::{Knobs, RetryAfter, WindowKind};
+use crate::polygon::GROUPED_PATH_PREFIX;
 
 /// Where a request went, as the request log groups it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +31,12 @@ impl Route {
             Route::Provider {
                 provider: Provider::Yahoo,
                 symbol,
+            }
+        } else if path.starts_with(GROUPED_PATH_PREFIX) {
+            // One request for every ticker of a day: logged under the symbol `grouped`.
+            Route::Provider {
+                provider: Provider::Polygon,
+                symbol: "grouped".to_string(),
             }
         } else if let Some(symbol) = symbol_after("/v2/aggs/ticker/") {
             Route::Provider {
@@ -66,10 +73,72 @@ pub enum Admission {
     },
 }
 
+/// One provider's rate-limit state, of the kind its `rate_limit` asks for.
 #[derive(Debug)]
-struct Window {
-    started: Instant,
-    accepted: u32,
+enum Window {
+    Fixed {
+        started: Instant,
+        accepted: u32,
+    },
+    /// When each request still inside the window was accepted, oldest first.
+    Sliding {
+        accepted: VecDeque<Instant>,
+    },
+}
+
+impl Window {
+    fn new(kind: WindowKind, now: Instant) -> Window {
+        match kind {
+            WindowKind::Fixed => Window::Fixed {
+                started: now,
+                accepted: 0,
+            },
+            WindowKind::Sliding => Window::Sliding {
+                accepted: VecDeque::new(),
+            },
+        }
+    }
+
+    fn kind(&self) -> WindowKind {
+        match self {
+            Window::Fixed { .. } => WindowKind::Fixed,
+            Window::Sliding { .. } => WindowKind::Sliding,
+        }
+    }
+
+    /// Accepts a request (`None`) or says how long until one would be accepted.
+    fn admit(&mut self, requests: u32, len: Duration, now: Instant) -> Option<Duration> {
+        match self {
+            Window::Fixed { started, accepted } => {
+                if now.duration_since(*started) >= len {
+                    *started = now;
+                    *accepted = 0;
+                }
+                if *accepted < requests {
+                    *accepted += 1;
+                    return None;
+                }
+                Some(len.saturating_sub(now.duration_since(*started)))
+            }
+            Window::Sliding { accepted } => {
+                while accepted
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= len)
+                {
+                    accepted.pop_front();
+                }
+                if accepted.len() < requests as usize {
+                    accepted.push_back(now);
+                    return None;
+                }
+                // With a limit of 0 nothing is ever accepted: a whole window is as good a wait
+                // as any.
+                Some(accepted.front().map_or(len, |oldest| {
+                    len.saturating_sub(now.duration_since(*oldest))
+                }))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +148,8 @@ struct Log {
     windows: HashMap<Provider, Window>,
     by_route: BTreeMap<(Route, u16), u64>,
     by_path: BTreeMap<(String, u16), u64>,
+    /// Requests the rate limiter answered with 429, per provider.
+    rate_limited: BTreeMap<Provider, u64>,
     last_user_agent: BTreeMap<Provider, String>,
     request_ids: u64,
 }
@@ -103,6 +174,9 @@ pub struct RequestsReport {
     pub by_status: BTreeMap<String, u64>,
     pub by_route: Vec<RouteCount>,
     pub by_path: Vec<PathCount>,
+    /// Requests the rate limiter refused (429), per provider (`yahoo`, `polygon`); a provider
+    /// never limited is absent. `by_status["429"]` also counts a `fail_status` of 429.
+    pub rate_limited: BTreeMap<String, u64>,
     /// The `User-Agent` of the latest request per provider.
     pub last_user_agent: BTreeMap<String, String>,
 }
@@ -164,31 +238,31 @@ impl SimState {
         )
     }
 
-    /// Fixed-window limiter, one window per provider, started by the first request after the
-    /// previous window ended.
+    /// The rate limiter, one window per provider: a fixed window started by the first request
+    /// after the previous window ended, or a sliding window over the accepted requests' times
+    /// (see [`WindowKind`]).
     pub fn admit(&self, provider: Provider, knobs: &Knobs) -> Admission {
+        self.admit_at(provider, knobs, Instant::now())
+    }
+
+    fn admit_at(&self, provider: Provider, knobs: &Knobs, now: Instant) -> Admission {
         let Some(limit) = knobs.rate_limit else {
             return Admission::Accepted;
         };
         let window_len = Duration::from_secs(limit.window_seconds.max(1));
-        let now = Instant::now();
         let mut log = lock(&self.log);
-        let window = log.windows.entry(provider).or_insert(Window {
-            started: now,
-            accepted: 0,
-        });
-        if now.duration_since(window.started) >= window_len {
-            *window = Window {
-                started: now,
-                accepted: 0,
-            };
+        let window = log
+            .windows
+            .entry(provider)
+            .or_insert_with(|| Window::new(limit.kind, now));
+        if window.kind() != limit.kind {
+            *window = Window::new(limit.kind, now);
         }
-        if window.accepted < limit.requests {
-            window.accepted += 1;
+        let Some(remaining) = window.admit(limit.requests, window_len, now) else {
             return Admission::Accepted;
-        }
-        let remaining = window_len.saturating_sub(now.duration_since(window.started));
-        // Rounded up: coming back after the advertised wait must find a fresh window.
+        };
+        *log.rate_limited.entry(provider).or_default() += 1;
+        // Rounded up: coming back after the advertised wait must find room in the window.
         let until_reset = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
         let retry_after = match limit.retry_after {
             RetryAfter::UntilReset => Some(until_reset.max(1)),
@@ -253,6 +327,11 @@ impl SimState {
                     count: *n,
                 })
                 .collect(),
+            rate_limited: log
+                .rate_limited
+                .iter()
+                .map(|(p, n)| (p.as_str().to_string(), *n))
+                .collect(),
             last_user_agent: log
                 .last_user_agent
                 .iter()
@@ -273,9 +352,133 @@ mod tests {
                 requests,
                 window_seconds: 60,
                 retry_after,
+                kind: WindowKind::Fixed,
             }),
             ..Knobs::default()
         }
+    }
+
+    fn limit_of(kind: WindowKind, requests: u32, window_seconds: u64) -> Knobs {
+        Knobs {
+            rate_limit: Some(RateLimit {
+                requests,
+                window_seconds,
+                retry_after: RetryAfter::UntilReset,
+                kind,
+            }),
+            ..Knobs::default()
+        }
+    }
+
+    fn retry_after(admission: Admission) -> Option<u64> {
+        match admission {
+            Admission::Limited { retry_after } => retry_after,
+            Admission::Accepted => panic!("expected a 429, the request was accepted"),
+        }
+    }
+
+    #[test]
+    fn a_fixed_window_starts_afresh_after_its_length_so_a_boundary_lets_twice_the_limit_through() {
+        let knobs = limit_of(WindowKind::Fixed, 2, 10);
+        let state = SimState::new(knobs.clone());
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(0.0)),
+            Admission::Accepted
+        );
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(9.0)),
+            Admission::Accepted
+        );
+        // 9.5 s into the window: 0.5 s left, rounded up.
+        assert_eq!(
+            retry_after(state.admit_at(Provider::Polygon, &knobs, at(9.5))),
+            Some(1)
+        );
+        // The window that started at 0 ends at 10: two more at once, four within 1.5 s.
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(10.0)),
+            Admission::Accepted
+        );
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(10.5)),
+            Admission::Accepted
+        );
+        assert_eq!(
+            retry_after(state.admit_at(Provider::Polygon, &knobs, at(11.0))),
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn a_sliding_window_admits_at_most_the_limit_in_any_interval_of_its_length() {
+        let knobs = limit_of(WindowKind::Sliding, 2, 10);
+        let state = SimState::new(knobs.clone());
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(0.0)),
+            Admission::Accepted
+        );
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(9.0)),
+            Admission::Accepted
+        );
+        // The oldest (at 0) leaves at 10: 0.5 s from 9.5, rounded up.
+        assert_eq!(
+            retry_after(state.admit_at(Provider::Polygon, &knobs, at(9.5))),
+            Some(1)
+        );
+        // Refused requests do not count: the one at 0 has left, the one at 9 is still in.
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(10.0)),
+            Admission::Accepted
+        );
+        // No boundary burst, unlike the fixed window: at 10.5 the window holds 9 and 10 …
+        // and the wait is until 9 leaves, at 19.
+        assert_eq!(
+            retry_after(state.admit_at(Provider::Polygon, &knobs, at(10.5))),
+            Some(9)
+        );
+        assert_eq!(
+            retry_after(state.admit_at(Provider::Polygon, &knobs, at(18.2))),
+            Some(1)
+        );
+        assert_eq!(
+            state.admit_at(Provider::Polygon, &knobs, at(19.0)),
+            Admission::Accepted
+        );
+        // Per provider, as the fixed window.
+        assert_eq!(
+            state.admit_at(Provider::Yahoo, &knobs, at(19.0)),
+            Admission::Accepted
+        );
+        // A limit of 0 refuses everything and says to come back after a whole window.
+        let none = limit_of(WindowKind::Sliding, 0, 10);
+        let state = SimState::new(none.clone());
+        assert_eq!(
+            retry_after(state.admit_at(Provider::Yahoo, &none, at(20.0))),
+            Some(10)
+        );
+    }
+
+    #[test]
+    fn the_request_report_counts_the_limiters_429s_per_provider() {
+        let knobs = limit_of(WindowKind::Sliding, 1, 60);
+        let state = SimState::new(knobs.clone());
+        assert_eq!(state.admit(Provider::Polygon, &knobs), Admission::Accepted);
+        for _ in 0..3 {
+            assert!(matches!(
+                state.admit(Provider::Polygon, &knobs),
+                Admission::Limited { .. }
+            ));
+        }
+        let report = state.report();
+        assert_eq!(report.rate_limited.get("polygon"), Some(&3));
+        assert_eq!(report.rate_limited.get("yahoo"), None);
+        state.reset();
+        assert!(state.report().rate_limited.is_empty());
     }
 
     #[test]

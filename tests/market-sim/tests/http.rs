@@ -189,6 +189,7 @@ async fn yahoo_429_is_plain_text_without_retry_after() {
             requests: 1,
             window_seconds: 60,
             retry_after: RetryAfter::UntilReset,
+            kind: Default::default(),
         }),
         ..Knobs::default()
     })
@@ -722,6 +723,7 @@ async fn polygon_429_is_json_with_retry_after_unless_disabled() {
             requests: 0,
             window_seconds: 60,
             retry_after: RetryAfter::Fixed(7),
+            kind: Default::default(),
         }),
         ..Knobs::default()
     })
@@ -913,6 +915,8 @@ fn the_binary_prints_its_address_first_and_serves() {
             "10",
             "--retry-after",
             "3",
+            "--rate-limit-kind",
+            "sliding",
             "--unknown",
             "NOPE,GONE",
             "--clock",
@@ -954,7 +958,7 @@ fn the_binary_prints_its_address_first_and_serves() {
     child.wait().unwrap();
     assert_eq!(
         knobs["rate_limit"],
-        json!({"requests": 5, "window_seconds": 10, "retry_after": {"fixed": 3}})
+        json!({"requests": 5, "window_seconds": 10, "retry_after": {"fixed": 3}, "kind": "sliding"})
     );
     assert_eq!(knobs["unknown_symbols"], json!(["GONE", "NOPE"]));
     assert_eq!(knobs["clock"], json!("2026-03-10T16:48:24Z"));

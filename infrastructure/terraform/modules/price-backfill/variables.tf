@@ -40,9 +40,9 @@ variable "tags" {
 # ---------------------------------------------------------------------------------------------
 
 variable "select_tickers_memory_mb" {
-  description = "Memory of select-tickers (MB). One SQL selection and one multi-row insert per run."
+  description = "Memory of select-tickers (MB). One SQL selection and one multi-row insert per run; 128 MB is Lambda's minimum and several times what it uses."
   type        = number
-  default     = 256
+  default     = 128
 }
 
 variable "select_tickers_timeout_seconds" {
@@ -58,9 +58,9 @@ variable "select_tickers_reserved_concurrency" {
 }
 
 variable "fetch_batch_memory_mb" {
-  description = "Memory of fetch-batch (MB). It parses one provider response at a time (a few hundred KB of JSON per ticker) and waits on the pacer; more memory buys CPU it does not use."
+  description = "Memory of fetch-batch (MB). It holds one provider page at a time (peak RSS 16 MB for a 20-year Polygon 1h ticker, make bench) and mostly waits on the provider and the shared request budget; more memory buys CPU it does not use."
   type        = number
-  default     = 256
+  default     = 128
 }
 
 variable "fetch_batch_timeout_seconds" {
@@ -83,7 +83,7 @@ variable "fetch_batch_reserved_concurrency" {
 variable "finalize_run_memory_mb" {
   description = "Memory of finalize-run (MB). A few aggregate queries per run."
   type        = number
-  default     = 256
+  default     = 128
 }
 
 variable "finalize_run_timeout_seconds" {
@@ -140,7 +140,7 @@ variable "backfill_start_date" {
 }
 
 variable "provider_requests_per_minute" {
-  description = "PROVIDER_REQUESTS_PER_MINUTE: pacing per function instance. null keeps the provider default (yahoo 30, polygon 5)."
+  description = "PROVIDER_REQUESTS_PER_MINUTE: the rate every fetch-batch instance of every run shares (one budget per provider and API key, kept in the database); set it a little below the provider's published limit. null keeps the provider default (yahoo 30, polygon 5)."
   type        = number
   default     = null
 }

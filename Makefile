@@ -53,7 +53,8 @@ lint: tools ## rustfmt check, clippy with warnings denied, shellcheck, statelint
 
 # Tests start their own throwaway PostgreSQL (or use TEST_DATABASE_URL / DATABASE_URL).
 test: tools lint infra-check ## lint, infra-check, then every unit and integration test, then the Lambda smoke test
-	cargo test --workspace
+	# infrastructure-tests already ran in infra-check: each test runs once.
+	cargo test --workspace --exclude infrastructure-tests
 	if [ -x $(SMOKE) ]; then $(SMOKE); else echo "skipping the smoke test: no $(SMOKE)"; fi
 
 # Not part of `make test`; about 5 minutes after the build (at most 15). Release builds; market-sim,

@@ -1,14 +1,17 @@
 //! Configuration from the environment, read once per process (in `main`) and shared by every
-//! invocation. Secrets are wrapped in [`Secret`] so that they never reach a log line or an error.
+//! invocation. It only reads settings: it does no I/O. Secret values are [`SecretString`]s, so
+//! they never reach a log line or an error; where the database is, and how to reach it, is
+//! [`DatabaseSource`] (in [`crate::db`]).
 
-use std::fmt;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use secrecy::SecretString;
 use url::Url;
 
 use crate::db::tls::TlsSettings;
-use crate::db::ConnectionSettings;
+use crate::db::DatabaseSource;
+use crate::env;
 use crate::error::BackfillError;
 use crate::model::{parse_date, ProviderKind};
 
@@ -16,86 +19,11 @@ pub const DEFAULT_YAHOO_BASE_URL: &str = "https://query1.finance.yahoo.com";
 pub const DEFAULT_POLYGON_BASE_URL: &str = "https://api.polygon.io";
 pub const DEFAULT_START_DATE: &str = "2025-10-01";
 
-/// A string that must not be printed. `Debug` and `Display` show a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// Where the database connection comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DatabaseSource {
-    /// `DATABASE_URL` (it may hold a password).
-    Url(Secret),
-    /// `DATABASE_SECRET_ARN`: an RDS secret (`host/port/username/password/dbname`) or `{"url": …}`.
-    SecretArn(String),
-}
-
-impl DatabaseSource {
-    /// `DATABASE_URL` wins over `DATABASE_SECRET_ARN`; `None` when neither is set.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        match (get("DATABASE_URL"), get("DATABASE_SECRET_ARN")) {
-            (Some(url), _) => Some(DatabaseSource::Url(Secret::new(url))),
-            (None, Some(arn)) => Some(DatabaseSource::SecretArn(arn)),
-            (None, None) => None,
-        }
-    }
-
-    pub fn from_env() -> Option<Self> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// The connection settings: the URL parsed, or the secret read and parsed.
-    /// `tls` holds the defaults (`PGSSLMODE`, `PGSSLROOTCERT`); a URL's own options win.
-    pub async fn connection_config(
-        &self,
-        secrets: Option<&dyn crate::secrets::SecretSource>,
-        tls: &TlsSettings,
-    ) -> Result<ConnectionSettings, BackfillError> {
-        match self {
-            DatabaseSource::Url(url) => crate::db::parse_url(url.expose(), tls),
-            DatabaseSource::SecretArn(arn) => {
-                let secrets = secrets.ok_or_else(|| {
-                    BackfillError::ConfigurationError(format!(
-                        "DATABASE_SECRET_ARN {arn} is set but no secret source is available"
-                    ))
-                })?;
-                let secret = secrets.secret_string(arn).await?;
-                crate::secrets::database_config_from_secret(arn, &secret, tls)
-            }
-        }
-    }
-}
-
 /// Where the Polygon API key comes from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum ApiKeySource {
-    Value(Secret),
+    /// `POLYGON_API_KEY`.
+    Value(SecretString),
     /// `PROVIDER_SECRET_ARN`: a plain string, or JSON with `api_key` / `POLYGON_API_KEY` / `apiKey`.
     SecretArn(String),
     Missing,
@@ -136,16 +64,12 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, BackfillError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env::var)
     }
 
     /// Builds the configuration from any key lookup (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, BackfillError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = &env::non_blank(get);
         let database = DatabaseSource::from_lookup(get).ok_or_else(|| {
             BackfillError::ConfigurationError("set DATABASE_URL or DATABASE_SECRET_ARN".into())
         })?;
@@ -156,7 +80,7 @@ impl Config {
             })
         };
         let polygon_api_key = match (get("POLYGON_API_KEY"), get("PROVIDER_SECRET_ARN")) {
-            (Some(key), _) => ApiKeySource::Value(Secret::new(key)),
+            (Some(key), _) => ApiKeySource::Value(key.into()),
             (None, Some(arn)) => ApiKeySource::SecretArn(arn),
             (None, None) => ApiKeySource::Missing,
         };
@@ -205,11 +129,7 @@ pub struct RunDefaults {
 impl RunDefaults {
     /// Reads only its own keys: nothing else in the environment can fail it.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, BackfillError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = &env::non_blank(get);
         let secs = |key: &str, default: u64| -> Result<Duration, BackfillError> {
             Ok(Duration::from_secs(number(get, key)?.unwrap_or(default)))
         };
@@ -243,7 +163,7 @@ impl RunDefaults {
     }
 
     pub fn from_env() -> Result<Self, BackfillError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env::var)
     }
 
     /// Pacing for a provider: the configured override, else a default below its published limit.
@@ -294,7 +214,7 @@ mod tests {
         );
         assert_eq!(c.run.start_date.to_string(), "2025-10-01");
         assert_eq!(c.run.requests_per_minute_for(ProviderKind::Polygon), 5);
-        assert_eq!(c.polygon_api_key, ApiKeySource::Missing);
+        assert!(matches!(c.polygon_api_key, ApiKeySource::Missing));
     }
 
     #[test]

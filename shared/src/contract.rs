@@ -252,7 +252,7 @@ impl RunStatus {
             "succeeded" => Ok(Self::Succeeded),
             "completed_with_failures" => Ok(Self::CompletedWithFailures),
             "incomplete" => Ok(Self::Incomplete),
-            other => Err(BackfillError::DatabaseUnavailable(format!(
+            other => Err(BackfillError::StoredDataInvalid(format!(
                 "backfill_run holds an unknown status {other:?}"
             ))),
         }

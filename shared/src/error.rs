@@ -38,6 +38,14 @@ pub enum BackfillError {
     /// message names the table, column or constraint when the server does.
     #[error("database rejected the statement: {message} (SQLSTATE {code})")]
     DatabaseRejected { code: String, message: String },
+    /// A stored row cannot be read as this version expects: a value no type of ours accepts (a
+    /// malformed symbol, an unknown provider or status) or a column of another type than the
+    /// code reads. Reading it again gives the same answer, so it is never retried; the message
+    /// names the table and the value, which must be corrected (or the run left alone).
+    #[error(
+        "stored data cannot be read (retrying cannot help; correct the row in the database): {0}"
+    )]
+    StoredDataInvalid(String),
     /// The function's environment is incomplete or a secret cannot be read. Not retryable.
     #[error("configuration error: {0}")]
     ConfigurationError(String),
@@ -45,7 +53,7 @@ pub enum BackfillError {
 
 impl BackfillError {
     /// Every name the contract knows, for documentation and for tests.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "InvalidInput",
         "RunNotFound",
         "RunBusy",
@@ -54,6 +62,7 @@ impl BackfillError {
         "ProviderRejected",
         "DatabaseUnavailable",
         "DatabaseRejected",
+        "StoredDataInvalid",
         "ConfigurationError",
     ];
 
@@ -67,6 +76,7 @@ impl BackfillError {
             BackfillError::ProviderRejected(_) => "ProviderRejected",
             BackfillError::DatabaseUnavailable(_) => "DatabaseUnavailable",
             BackfillError::DatabaseRejected { .. } => "DatabaseRejected",
+            BackfillError::StoredDataInvalid(_) => "StoredDataInvalid",
             BackfillError::ConfigurationError(_) => "ConfigurationError",
         }
     }
@@ -110,9 +120,30 @@ pub fn is_transient_sqlstate(code: &str) -> bool {
         || code == "55P03"
 }
 
+/// Whether a tokio-postgres error without a server answer is the client failing to read a row
+/// it was sent (`row.try_get`: a value its Rust type refuses, a NULL where none is expected, a
+/// column missing or of another type). tokio-postgres keeps its error kinds private; these are
+/// the Display texts of its `FromSql`, `Column` and `ColumnCount` kinds, which carry no
+/// SQLSTATE and are never about the connection.
+fn is_row_decode_error(e: &tokio_postgres::Error) -> bool {
+    let text = e.to_string();
+    !e.is_closed()
+        && e.code().is_none()
+        && (text.starts_with("error deserializing column")
+            || text.starts_with("invalid column `")
+            || text == "query returned an unexpected number of columns")
+}
+
 impl From<tokio_postgres::Error> for BackfillError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The Display of a tokio-postgres error never includes the connection password.
+        if is_row_decode_error(&e) {
+            let detail = match std::error::Error::source(&e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            };
+            return BackfillError::StoredDataInvalid(detail);
+        }
         let Some(db) = e.as_db_error() else {
             // No answer from the server: an I/O error, a closed connection, a timeout.
             let detail = match std::error::Error::source(&e) {
@@ -182,6 +213,7 @@ mod tests {
                 code: "23502".into(),
                 message: "x".into(),
             },
+            BackfillError::StoredDataInvalid("x".into()),
             BackfillError::ConfigurationError("x".into()),
         ]
     }
@@ -203,6 +235,14 @@ mod tests {
             .map(|e| e.name())
             .collect();
         assert_eq!(retryable, ["ProviderUnavailable", "DatabaseUnavailable"]);
+    }
+
+    #[test]
+    fn unreadable_stored_data_is_neither_retried_nor_a_ticker_rejection() {
+        let e = BackfillError::StoredDataInvalid("backfill_run holds an unknown status".into());
+        assert!(!e.is_retryable());
+        assert!(!e.is_ticker_data_rejection());
+        assert_eq!(Diagnostic::from(e).error_type, "StoredDataInvalid");
     }
 
     #[test]

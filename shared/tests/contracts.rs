@@ -356,7 +356,7 @@ fn each_providers_check_range_applies_the_same_rules() {
     let polygon = PolygonProvider::new(
         http.clone(),
         url.clone(),
-        shared::config::Secret::new("k"),
+        secrecy::SecretString::from("k"),
         pacer(),
     );
     let yahoo = YahooProvider::new(http, url, pacer());

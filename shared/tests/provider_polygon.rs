@@ -8,7 +8,7 @@ use market_sim::{
     spawn, GroundTruthBar, Interval as SimInterval, Knobs, Provider, RateLimit, RetryAfter,
     RunningSim, SimConfig,
 };
-use shared::config::Secret;
+use secrecy::SecretString;
 use shared::model::{Bar, DateRange, Interval, Symbol};
 use shared::provider::budget::{RateGate, RecordingBudget};
 use shared::provider::polygon::PolygonProvider;
@@ -39,7 +39,7 @@ fn polygon_with(sim_url: &str, key: &str, pacer: Arc<RateGate>) -> PolygonProvid
     PolygonProvider::new(
         http_client(Duration::from_secs(10)).unwrap(),
         Url::parse(sim_url).unwrap(),
-        Secret::new(key),
+        SecretString::from(key),
         pacer,
     )
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use market_sim::{spawn, Interval as SimInterval, Knobs, Provider, RunningSim, SimConfig};
-use shared::config::Secret;
+use secrecy::SecretString;
 use shared::model::{DateRange, Interval, Symbol};
 use shared::provider::budget::RateGate;
 use shared::provider::polygon::PolygonProvider;
@@ -32,7 +32,7 @@ fn polygon(sim: &RunningSim, key: &str) -> PolygonProvider {
     PolygonProvider::new(
         http_client(Duration::from_secs(10)).unwrap(),
         Url::parse(&sim.base_url()).unwrap(),
-        Secret::new(key),
+        SecretString::from(key),
         Arc::new(RateGate::unlimited()),
     )
 }

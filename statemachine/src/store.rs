@@ -7,35 +7,26 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::db::progress::StatusCounts;
-use shared::db::tls::TlsSettings;
 use shared::model::RunId;
-use shared::secrets::{SecretSource, SecretsManager};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::CliError;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where the database is: the same variables, read and resolved the same way, as the functions.
+pub use shared::db::DatabaseSource;
 
-/// Where the database is: the same variables, read the same way, as the functions.
-pub use shared::config::DatabaseSource as DatabaseSetting;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to the database named by the environment; a clear error when none is.
 pub async fn connect_from_env() -> Result<Client, CliError> {
-    let setting = DatabaseSetting::from_env().ok_or_else(CliError::database_not_configured)?;
-    connect(&setting).await
+    let source = DatabaseSource::from_env().ok_or_else(CliError::database_not_configured)?;
+    connect(&source).await
 }
 
 /// Connects with a timeout, over TLS as `PGSSLMODE`/the URL say; the session runs in UTC like
 /// the functions' sessions.
-pub async fn connect(setting: &DatabaseSetting) -> Result<Client, CliError> {
-    let secrets = match setting {
-        DatabaseSetting::SecretArn(_) => Some(SecretsManager::from_env().await),
-        DatabaseSetting::Url(_) => None,
-    };
-    let tls = TlsSettings::from_env()?;
-    let settings = setting
-        .connection_config(secrets.as_ref().map(|s| s as &dyn SecretSource), &tls)
-        .await?;
+pub async fn connect(source: &DatabaseSource) -> Result<Client, CliError> {
+    let settings = source.settings_from_env().await?;
     Ok(settings.connect(CONNECT_TIMEOUT).await?)
 }
 

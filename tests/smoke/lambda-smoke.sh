@@ -49,7 +49,16 @@ wait_for() {
     done
 }
 
-json_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
+# json_get KEY... prints the value at that path of the JSON on stdin: a number indexes an array,
+# `#` is the length of what is there. No eval: the path is data.
+json_get() {
+    python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1:]:
+    v = len(v) if k == "#" else v[int(k)] if isinstance(v, list) else v[k]
+print(v)' "$@"
+}
 
 step "build the functions and market-sim"
 cargo build -q -p select-tickers -p fetch-batch -p finalize-run -p market-sim -p statemachine --bins
@@ -86,13 +95,13 @@ invoke() { # function, then --data-file F or --data-ascii JSON
 step "select-tickers with functions/select-tickers/events/explicit-symbols.json"
 SELECTED=$(invoke select-tickers --data-file functions/select-tickers/events/explicit-symbols.json)
 echo "$SELECTED"
-RUN_ID=$(json_get '["run_id"]' <<<"$SELECTED")
-[ "$(json_get '["batches"].__len__()' <<<"$SELECTED")" = 1 ] || fail "expected exactly one batch"
-[ "$(json_get '["tickers"]' <<<"$SELECTED")" = 2 ] || fail "expected two tickers"
+RUN_ID=$(json_get run_id <<<"$SELECTED")
+[ "$(json_get batches '#' <<<"$SELECTED")" = 1 ] || fail "expected exactly one batch"
+[ "$(json_get tickers <<<"$SELECTED")" = 2 ] || fail "expected two tickers"
 
 truth_count() {
     curl -fsS "$SIM_URL/__admin/ground-truth?provider=yahoo&symbol=$1&interval=1h&start=2026-03-09&end=2026-03-11" \
-        | json_get '["bars"].__len__()'
+        | json_get bars '#'
 }
 EXPECTED=$(( $(truth_count AAPL) + $(truth_count MSFT) ))
 [ "$EXPECTED" -gt 0 ] || fail "market-sim reports no ground-truth bars"
@@ -100,9 +109,9 @@ EXPECTED=$(( $(truth_count AAPL) + $(truth_count MSFT) ))
 step "fetch-batch (first run writes the ground truth)"
 FETCHED=$(invoke fetch-batch --data-ascii "{\"run_id\":\"$RUN_ID\",\"batch\":0}")
 echo "$FETCHED"
-[ "$(json_get '["status"]' <<<"$FETCHED")" = "done" ] || fail "expected status done"
-[ "$(json_get '["records_inserted"]' <<<"$FETCHED")" = "$EXPECTED" ] \
-    || fail "inserted $(json_get '["records_inserted"]' <<<"$FETCHED") rows, ground truth has $EXPECTED"
+[ "$(json_get status <<<"$FETCHED")" = "done" ] || fail "expected status done"
+[ "$(json_get records_inserted <<<"$FETCHED")" = "$EXPECTED" ] \
+    || fail "inserted $(json_get records_inserted <<<"$FETCHED") rows, ground truth has $EXPECTED"
 
 # Row-by-row comparison of what is stored with market-sim's ground truth.
 for symbol in AAPL MSFT; do
@@ -131,15 +140,15 @@ done
 step "fetch-batch again (idempotent: inserts 0, updates 0)"
 AGAIN=$(invoke fetch-batch --data-ascii "{\"run_id\":\"$RUN_ID\",\"batch\":0}")
 echo "$AGAIN"
-[ "$(json_get '["status"]' <<<"$AGAIN")" = "done" ] || fail "expected status done"
+[ "$(json_get status <<<"$AGAIN")" = "done" ] || fail "expected status done"
 # The batch is done, so nothing is refetched; reprocess=all refetches and must write nothing new.
 RESUMED=$(invoke select-tickers --data-ascii "{\"run_id\":\"$RUN_ID\",\"reprocess\":\"all\"}")
-BATCH=$(json_get '["batches"][0]["batch"]' <<<"$RESUMED")
+BATCH=$(json_get batches 0 batch <<<"$RESUMED")
 AGAIN=$(invoke fetch-batch --data-ascii "{\"run_id\":\"$RUN_ID\",\"batch\":$BATCH}")
 echo "$AGAIN"
-[ "$(json_get '["attempted"]' <<<"$AGAIN")" = 2 ] || fail "expected both tickers refetched"
-[ "$(json_get '["records_inserted"]' <<<"$AGAIN")" = 0 ] || fail "second run inserted rows"
-[ "$(json_get '["records_updated"]' <<<"$AGAIN")" = 0 ] || fail "second run updated rows"
+[ "$(json_get attempted <<<"$AGAIN")" = 2 ] || fail "expected both tickers refetched"
+[ "$(json_get records_inserted <<<"$AGAIN")" = 0 ] || fail "second run inserted rows"
+[ "$(json_get records_updated <<<"$AGAIN")" = 0 ] || fail "second run updated rows"
 
 step "a bad payload is InvalidInput"
 if BAD=$(invoke fetch-batch --data-file functions/fetch-batch/events/bad-payload.json 2>&1); then
@@ -169,6 +178,6 @@ done
 step "finalize-run"
 FINAL=$(invoke finalize-run --data-ascii "{\"run_id\":\"$RUN_ID\"}")
 echo "$FINAL"
-[ "$(json_get '["status"]' <<<"$FINAL")" = succeeded ] || fail "expected run status succeeded"
+[ "$(json_get status <<<"$FINAL")" = succeeded ] || fail "expected run status succeeded"
 
 printf '\nlambda smoke test passed\n'

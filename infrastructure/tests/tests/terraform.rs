@@ -581,13 +581,21 @@ fn the_example_root_passes_only_module_variables_and_every_required_one() {
     }
 }
 
+/// The deployment guide, `infrastructure/README.md`.
+const GUIDE: &str = "infrastructure/README.md";
+
+/// The text of the guide's `## <heading>` section, up to the next `## ` heading.
+fn guide_section(heading: &str) -> String {
+    let guide = fs::read_to_string(repo_root().join(GUIDE)).unwrap();
+    guide
+        .split_once(&format!("\n## {heading}\n"))
+        .map(|(_, rest)| rest.split("\n## ").next().unwrap_or(rest).to_string())
+        .unwrap_or_else(|| panic!("{GUIDE} has no ## {heading} section"))
+}
+
 #[test]
 fn every_module_variable_is_described_and_in_the_readme_variables_table() {
-    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let deployment = readme
-        .split_once("\n## Deployment")
-        .map(|(_, rest)| rest)
-        .expect("README.md has a ## Deployment section");
+    let variables = guide_section("Variables");
     for (name, block) in module().variables() {
         let description = attribute(block, "description");
         assert!(
@@ -595,8 +603,8 @@ fn every_module_variable_is_described_and_in_the_readme_variables_table() {
             "variable {name} has no description"
         );
         assert!(
-            deployment.contains(&format!("| `{name}` |")),
-            "README ## Deployment: the variables table lacks `{name}`"
+            variables.contains(&format!("| `{name}` |")),
+            "{GUIDE} ## Variables: the variables table lacks `{name}`"
         );
     }
 }
@@ -840,22 +848,51 @@ fn schedule_input_cannot_override_the_execution_name_or_the_window() {
     assert_eq!(input["top_n"], 100, "other fields pass through");
 }
 
-/// The text between the fences of the first ``` block of a README `### <heading>` section.
+/// The ``` blocks of the guide's `## <heading>` section, in order: (info string, text between
+/// the fences).
+fn guide_code_blocks(heading: &str) -> Vec<(String, String)> {
+    let section = guide_section(heading);
+    let blocks: Vec<(String, String)> = section
+        .split("\n```")
+        .skip(1)
+        .step_by(2)
+        .map(|block| {
+            let (info, body) = block.split_once('\n').unwrap_or((block, ""));
+            (info.trim().to_string(), body.to_string())
+        })
+        .collect();
+    assert!(!blocks.is_empty(), "{GUIDE} ## {heading} has no code block");
+    blocks
+}
+
+/// The text between the fences of the first ``` block of the guide's `## <heading>` section.
 fn readme_code_block(heading: &str) -> String {
-    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let section = readme
-        .split_once(&format!("\n### {heading}\n"))
-        .map(|(_, rest)| rest.split("\n### ").next().unwrap_or(rest))
-        .unwrap_or_else(|| panic!("README.md has no ### {heading} section"));
-    let mut fences = section.split("\n```");
-    fences.next();
-    let block = fences
-        .next()
-        .unwrap_or_else(|| panic!("README ### {heading} has no code block"));
-    block
-        .split_once('\n')
-        .map_or("", |(_, body)| body)
-        .to_string()
+    guide_code_blocks(heading).swap_remove(0).1
+}
+
+#[test]
+fn the_readme_tfvars_example_parses_and_sets_only_variables_of_the_example_root() {
+    let example = example();
+    let example_vars = example.variables();
+    let (_, tfvars) = guide_code_blocks("Database TLS")
+        .into_iter()
+        .find(|(info, _)| info == "hcl")
+        .unwrap_or_else(|| panic!("{GUIDE} ## Database TLS has no ```hcl block"));
+    let body = hcl::parse(&tfvars).unwrap_or_else(|e| {
+        panic!("{GUIDE} ## Database TLS: the tfvars block does not parse: {e}")
+    });
+    assert!(
+        body.blocks().next().is_none(),
+        "a tfvars file holds attributes only"
+    );
+    let keys: Vec<String> = body.attributes().map(|a| a.key().to_string()).collect();
+    assert!(!keys.is_empty(), "the tfvars block sets nothing");
+    for key in keys {
+        assert!(
+            example_vars.contains_key(&key),
+            "{GUIDE} ## Database TLS sets {key}, which the example root does not declare"
+        );
+    }
 }
 
 #[test]
@@ -881,7 +918,7 @@ fn the_readme_shows_the_notification_line_the_rule_sends() {
         );
     }
 
-    // The README's example, its <placeholders> filled the way the README shows them.
+    // The guide's example, its <placeholders> filled the way the guide shows them.
     let example = readme_code_block("Notifications");
     let example = example.trim_end();
     assert!(!example.contains('\n'), "the message is one line");
@@ -891,18 +928,18 @@ fn the_readme_shows_the_notification_line_the_rule_sends() {
         .and_then(|rest| rest.split_once(&format!(" ended {status}.")))
         .map(|(name, _)| name)
         .unwrap_or_else(|| {
-            panic!("README example: not `…execution <name> ended {status}…`: {example}")
+            panic!("{GUIDE} example: not `…execution <name> ended {status}…`: {example}")
         });
     let arn = example
         .rsplit_once("Execution ARN: ")
         .map(|(_, arn)| arn)
-        .expect("the README example ends with the execution ARN");
+        .expect("the guide's example ends with the execution ARN");
     let rendered = template
         .replace("<name>", name)
         .replace("<status>", status)
         .replace("<execution>", arn);
     assert_eq!(
         example, rendered,
-        "README ### Notifications shows another line than input_template sends"
+        "{GUIDE} ## Notifications shows another line than input_template sends"
     );
 }

@@ -84,8 +84,8 @@ pub async fn requeue_candidates(
         .map(|r| {
             let raw: String = r.try_get(0)?;
             Symbol::parse(&raw).map_err(|e| {
-                BackfillError::DatabaseUnavailable(format!(
-                    "backfill_progress holds a malformed symbol: {e}"
+                BackfillError::StoredDataInvalid(format!(
+                    "backfill_progress of run {run_id} holds a malformed symbol: {e}"
                 ))
             })
         })
@@ -170,8 +170,8 @@ pub async fn claim_next(
     let Some(row) = row else { return Ok(None) };
     let raw: String = row.try_get("symbol")?;
     let symbol = Symbol::parse(&raw).map_err(|e| {
-        BackfillError::DatabaseUnavailable(format!(
-            "backfill_progress holds a malformed symbol: {e}"
+        BackfillError::StoredDataInvalid(format!(
+            "backfill_progress of run {run_id} holds a malformed symbol: {e}"
         ))
     })?;
     Ok(Some(Claim {
@@ -562,8 +562,8 @@ pub async fn unsettled(
         .map(|r| {
             let raw: String = r.try_get(0)?;
             Symbol::parse(&raw).map_err(|e| {
-                BackfillError::DatabaseUnavailable(format!(
-                    "backfill_progress holds a malformed symbol: {e}"
+                BackfillError::StoredDataInvalid(format!(
+                    "backfill_progress of run {run_id} holds a malformed symbol: {e}"
                 ))
             })
         })

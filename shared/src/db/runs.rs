@@ -55,10 +55,10 @@ const COLUMNS: &str =
      created_at, updated_at, finished_at";
 
 fn from_row(row: &Row) -> Result<RunRecord, BackfillError> {
-    let corrupt = |what: String| {
-        BackfillError::DatabaseUnavailable(format!("backfill_run row is corrupt: {what}"))
-    };
     let run_id: String = row.try_get("run_id")?;
+    let corrupt = |what: String| {
+        BackfillError::StoredDataInvalid(format!("backfill_run row {run_id:?} is corrupt: {what}"))
+    };
     let start: NaiveDate = row.try_get("start_date")?;
     let end: NaiveDate = row.try_get("end_date")?;
     let interval: String = row.try_get("interval")?;

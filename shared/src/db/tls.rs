@@ -29,6 +29,7 @@ use rustls::{
 use tokio_postgres::config::SslMode as WireSslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::env;
 use crate::error::BackfillError;
 
 /// libpq's `sslmode`, including the two verifying modes tokio-postgres does not parse itself.
@@ -102,7 +103,8 @@ impl TlsSettings {
     /// The defaults every connection starts from: `PGSSLMODE` and `PGSSLROOTCERT`, as libpq reads
     /// them. A URL's own `sslmode`/`sslrootcert` override these.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, BackfillError> {
-        let mode = match get("PGSSLMODE").filter(|v| !v.trim().is_empty()) {
+        let get = env::non_blank(get);
+        let mode = match get("PGSSLMODE") {
             Some(word) => word.parse().map_err(|_| {
                 BackfillError::ConfigurationError(format!(
                     "PGSSLMODE {word:?} is not one of {}",
@@ -111,14 +113,12 @@ impl TlsSettings {
             })?,
             None => SslMode::default(),
         };
-        let root_cert = get("PGSSLROOTCERT")
-            .filter(|v| !v.trim().is_empty())
-            .map(PathBuf::from);
+        let root_cert = get("PGSSLROOTCERT").map(PathBuf::from);
         Ok(TlsSettings { mode, root_cert })
     }
 
     pub fn from_env() -> Result<Self, BackfillError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env::var)
     }
 
     /// Tells tokio-postgres whether to ask for TLS.

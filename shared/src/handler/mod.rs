@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Object, Pool};
+use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use crate::config::Secret;
-use crate::config::{ApiKeySource, Config, DatabaseSource};
+use crate::config::{ApiKeySource, Config};
 use crate::db;
 use crate::db::rate_budget::PgRateBudget;
+use crate::db::DatabaseSource;
 use crate::error::BackfillError;
 use crate::model::ProviderKind;
 use crate::provider::budget::{budget_name, interval, RateGate};
@@ -83,7 +84,7 @@ impl App {
                 let settings = self
                     .config
                     .database
-                    .connection_config(self.secrets.as_deref(), &self.config.database_tls)
+                    .settings(self.secrets.as_deref(), &self.config.database_tls)
                     .await?;
                 db::pool(&settings, self.config.db_pool_size)
             })
@@ -99,7 +100,7 @@ impl App {
     async fn gate(
         &self,
         kind: ProviderKind,
-        api_key: Option<&Secret>,
+        api_key: Option<&SecretString>,
     ) -> Result<Arc<RateGate>, BackfillError> {
         let per_minute = self.config.run.requests_per_minute_for(kind);
         let budget = PgRateBudget::new(

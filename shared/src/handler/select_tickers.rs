@@ -1,188 +1,19 @@
 //! `select-tickers`: validates the request, stores the run and its plan, returns batch descriptors.
 //! On `run_id` it resumes that run with its stored parameters instead.
 
-use chrono::{Duration as Days, Utc};
+use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use tracing::{info, Instrument};
 
 use super::App;
-use crate::contract::{parse_event, BatchRef, SelectTickersInput, SelectTickersOutput};
+use crate::contract::{parse_event, SelectTickersInput, SelectTickersOutput};
 use crate::db::{batches, days, progress, runs, selection, tickers};
 use crate::error::BackfillError;
-use crate::model::{
-    choose_strategy, parse_date, weekdays, DateRange, ExecutionName, Interval, Reprocess, RunId,
-    Selection, Strategy, StrategyRequest, Symbol,
-};
-
-pub const DEFAULT_MIN_ARTICLES: i64 = 10;
-pub const DEFAULT_BATCH_SIZE: i64 = 50;
-pub const MAX_BATCH_SIZE: i64 = 1000;
-pub const MAX_EXPLICIT_SYMBOLS: usize = 10_000;
-/// Keeps the batch list (and the Map's results) far below Step Functions' 256 KiB payload cap:
-/// about 70 bytes per descriptor and 60 per result.
-pub const MAX_BATCHES: i32 = 1000;
-pub const DEFAULT_MAX_CONCURRENCY: i64 = 4;
-/// Each lane of the state machine's Map is an open map run; AWS allows 1,000 open map runs per
-/// account and Region, so a run keeps well clear of that.
-pub const MAX_MAX_CONCURRENCY: i64 = 100;
-pub const DEFAULT_MAX_RATE_LIMIT_ROUNDS: i64 = 50;
-/// About 11 history events per rate-limit round keeps one batch's execution below the 25,000
-/// events quota even at this bound.
-pub const MAX_MAX_RATE_LIMIT_ROUNDS: i64 = 1000;
-
-/// The state machine's own knobs, validated here so that bad values fail before anything runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExecutionParams {
-    pub max_concurrency: i64,
-    pub max_rate_limit_rounds: i64,
-}
-
-impl ExecutionParams {
-    pub fn parse(input: &SelectTickersInput) -> Result<Self, BackfillError> {
-        let max_concurrency = input.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
-        if !(1..=MAX_MAX_CONCURRENCY).contains(&max_concurrency) {
-            return Err(BackfillError::InvalidInput(format!(
-                "max_concurrency {max_concurrency} must be between 1 and {MAX_MAX_CONCURRENCY}"
-            )));
-        }
-        let max_rate_limit_rounds = input
-            .max_rate_limit_rounds
-            .unwrap_or(DEFAULT_MAX_RATE_LIMIT_ROUNDS);
-        if !(0..=MAX_MAX_RATE_LIMIT_ROUNDS).contains(&max_rate_limit_rounds) {
-            return Err(BackfillError::InvalidInput(format!(
-                "max_rate_limit_rounds {max_rate_limit_rounds} must be between 0 and {MAX_MAX_RATE_LIMIT_ROUNDS}"
-            )));
-        }
-        Ok(Self {
-            max_concurrency,
-            max_rate_limit_rounds,
-        })
-    }
-}
-
-/// A new run's request after validation: nothing here can be wrong any more.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunRequest {
-    pub range: DateRange,
-    pub interval: Interval,
-    pub provider: crate::model::ProviderKind,
-    pub selection: Selection,
-    pub batch_size: i32,
-    /// The strategy asked for; `auto` is decided once the tickers are known
-    /// ([`crate::model::choose_strategy`]).
-    pub strategy: StrategyRequest,
-}
-
-impl RunRequest {
-    /// Parses a new-run input. `today` is the default end date (UTC).
-    pub fn parse(
-        input: &SelectTickersInput,
-        defaults: &crate::config::RunDefaults,
-        today: chrono::NaiveDate,
-    ) -> Result<Self, BackfillError> {
-        let invalid = |m: String| BackfillError::InvalidInput(m);
-        let end = match &input.end_date {
-            Some(raw) => parse_date("end_date", raw)?,
-            None => today,
-        };
-        if end > today {
-            return Err(invalid(format!(
-                "end_date {end} is in the future (today is {today} UTC): there are no bars to fetch yet"
-            )));
-        }
-        let start = match (&input.start_date, input.lookback_days) {
-            (Some(_), Some(_)) => {
-                return Err(invalid("give start_date or lookback_days, not both".into()))
-            }
-            (Some(raw), None) => parse_date("start_date", raw)?,
-            (None, Some(days)) if (0..=36_500).contains(&days) => end - Days::days(days),
-            (None, Some(days)) => {
-                return Err(invalid(format!(
-                    "lookback_days {days} must be between 0 and 36500"
-                )))
-            }
-            (None, None) => defaults.start_date,
-        };
-        let range = DateRange::new(start, end)?;
-        let interval = input.interval.unwrap_or_default();
-        let provider = input.provider.unwrap_or(defaults.provider);
-        // The range rules of the run's provider, the default one included, before anything is
-        // written; the CLI applies this very parse before it starts an execution.
-        match provider {
-            crate::model::ProviderKind::Yahoo => {
-                crate::provider::yahoo::check_history(&range, interval, today)?
-            }
-            crate::model::ProviderKind::Polygon => {
-                crate::provider::polygon::check_history(&range, interval)?
-            }
-        }
-        let strategy = input.strategy.unwrap_or_default();
-        strategy.check(provider, interval)?;
-        let batch_size = input.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        if !(1..=MAX_BATCH_SIZE).contains(&batch_size) {
-            return Err(invalid(format!(
-                "batch_size {batch_size} must be between 1 and {MAX_BATCH_SIZE}"
-            )));
-        }
-        let min_articles = input.min_articles.unwrap_or(DEFAULT_MIN_ARTICLES);
-        if min_articles < 1 {
-            return Err(invalid(format!(
-                "min_articles {min_articles} must be at least 1"
-            )));
-        }
-        let within_days = match input.mentions_within_days {
-            Some(days) if !(1..=36_500).contains(&days) => {
-                return Err(invalid(format!(
-                    "mentions_within_days {days} must be between 1 and 36500"
-                )))
-            }
-            other => other,
-        };
-        if within_days.is_some() && input.symbols.is_some() {
-            return Err(invalid(
-                "mentions_within_days selects by mentions; it cannot be combined with symbols"
-                    .into(),
-            ));
-        }
-        let selection = match (&input.symbols, input.top_n) {
-            (Some(_), Some(_)) => return Err(invalid("give symbols or top_n, not both".into())),
-            (Some(symbols), None) => {
-                if symbols.is_empty() {
-                    return Err(invalid("symbols is empty: list at least one symbol".into()));
-                }
-                if symbols.len() > MAX_EXPLICIT_SYMBOLS {
-                    return Err(invalid(format!(
-                        "symbols lists {} symbols; at most {MAX_EXPLICIT_SYMBOLS} per run",
-                        symbols.len()
-                    )));
-                }
-                let mut symbols: Vec<Symbol> = symbols.clone();
-                symbols.sort();
-                symbols.dedup();
-                Selection::Explicit { symbols }
-            }
-            (None, Some(n)) if n >= 1 => Selection::TopN {
-                n,
-                // top_n ranks every mentioned ticker unless a threshold is asked for explicitly.
-                min_articles: input.min_articles.unwrap_or(1),
-                within_days,
-            },
-            (None, Some(n)) => return Err(invalid(format!("top_n {n} must be at least 1"))),
-            (None, None) => Selection::MinArticles {
-                min_articles,
-                within_days,
-            },
-        };
-        Ok(Self {
-            range,
-            interval,
-            provider,
-            selection,
-            batch_size: i32::try_from(batch_size).unwrap_or(i32::MAX),
-            strategy,
-        })
-    }
-}
+use crate::model::{weekdays, ExecutionName, Reprocess, RunId, Strategy, StrategyRequest, Symbol};
+/// The request rules live in [`crate::request`]; `RunRequest` stays reachable by this path for
+/// the callers that still name it so (the contract tests).
+pub use crate::request::RunRequest;
+use crate::request::{check_batch_cap, ExecutionParams, PlannedRun, ValidRun};
 
 impl App {
     pub async fn select_tickers(
@@ -215,8 +46,8 @@ impl App {
         run_id: RunId,
         input: SelectTickersInput,
     ) -> Result<SelectTickersOutput, BackfillError> {
-        let request = RunRequest::parse(&input, &self.config().run, Utc::now().date_naive())?;
-        let params = ExecutionParams::parse(&input)?;
+        let ValidRun { request, params } =
+            ValidRun::parse(&input, &self.config().run, Utc::now().date_naive())?;
         self.provider(request.provider)
             .await?
             .check_range(&request.range, request.interval)?;
@@ -250,12 +81,7 @@ impl App {
                 };
             if same_request {
                 info!(run_id = %existing.run_id, "run already created by an earlier attempt; returning its plan");
-                return Ok(plan_output(
-                    &existing,
-                    0..existing.batch_count,
-                    params,
-                    false,
-                ));
+                return Ok(planned(&existing).output(0..existing.batch_count, params, false));
             }
             return Err(BackfillError::InvalidInput(format!(
                 "run {} already exists (created by {}) with other parameters: resume it with run_id instead",
@@ -264,30 +90,14 @@ impl App {
             )));
         }
         let symbols = selection::resolve(&*tx, &request.selection).await?;
-        let decision = choose_strategy(
-            request.strategy,
-            request.provider,
-            request.interval,
-            &request.range,
-            symbols.len(),
-        )?;
+        let decision = request.choose_strategy(symbols.len())?;
+        // Checked before anything is written: the transaction has only read so far.
+        check_batch_cap(&decision, request.batch_size)?;
         // A grouped run's batches are ranges of days (batch_size days each), not of tickers.
         let trading_days = match decision.strategy {
             Strategy::Grouped => weekdays(&request.range),
             Strategy::PerTicker => Vec::new(),
         };
-        let (units, unit) = match decision.strategy {
-            Strategy::Grouped => (trading_days.len(), "trading days"),
-            Strategy::PerTicker => (symbols.len(), "tickers"),
-        };
-        // Checked before anything is written: the transaction has only read so far.
-        let needed = units.div_ceil(request.batch_size.max(1) as usize);
-        if needed > MAX_BATCHES as usize {
-            return Err(BackfillError::InvalidInput(format!(
-                "{units} {unit} in batches of {} make {needed} batches; at most {MAX_BATCHES} per run: raise batch_size",
-                request.batch_size
-            )));
-        }
         // Symbols whose prices the database would refuse are settled now, before any provider
         // call (or registered, when asked); a failure here rolls back whatever it wrote.
         let settled =
@@ -336,7 +146,7 @@ impl App {
             strategy_reason = %decision.reason,
             "run created"
         );
-        Ok(plan_output(&run, 0..batch_count, params, false))
+        Ok(planned(&run).output(0..batch_count, params, false))
     }
 
     async fn resume(
@@ -425,42 +235,21 @@ impl App {
             reprocess = reprocess.as_str(),
             "run resumed"
         );
-        Ok(plan_output(
-            &reopened,
-            first..first + new_batches,
-            params,
-            true,
-        ))
+        Ok(planned(&reopened).output(first..first + new_batches, params, true))
     }
 }
 
-/// The output for the batches `batches` of a run, from its stored row.
-fn plan_output(
-    run: &runs::RunRecord,
-    batches: std::ops::Range<i32>,
-    params: ExecutionParams,
-    resumed: bool,
-) -> SelectTickersOutput {
-    SelectTickersOutput {
+/// A stored run's plan, as select-tickers' output reports it.
+fn planned(run: &runs::RunRecord) -> PlannedRun {
+    PlannedRun {
         run_id: run.run_id.clone(),
-        batches: batches
-            .map(|batch| BatchRef {
-                run_id: run.run_id.clone(),
-                batch,
-            })
-            .collect(),
-        tickers: i64::from(run.requested - run.skipped),
-        requested: i64::from(run.requested),
-        skipped: i64::from(run.skipped),
-        resumed,
-        start_date: run.range.start().to_string(),
-        end_date: run.range.end().to_string(),
+        range: run.range,
         interval: run.interval,
         provider: run.provider,
         strategy: run.strategy,
-        batch_size: i64::from(run.batch_size),
-        max_concurrency: params.max_concurrency,
-        max_rate_limit_rounds: params.max_rate_limit_rounds,
+        batch_size: run.batch_size,
+        requested: run.requested,
+        skipped: run.skipped,
     }
 }
 
@@ -521,10 +310,5 @@ async fn resume_grouped(
         strategy = %Strategy::Grouped,
         "grouped run resumed"
     );
-    Ok(plan_output(
-        &reopened,
-        first..first + new_batches,
-        params,
-        true,
-    ))
+    Ok(planned(&reopened).output(first..first + new_batches, params, true))
 }

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::ProviderError;
-use crate::config::Secret;
 use crate::error::BackfillError;
 use crate::model::ProviderKind;
 
@@ -43,12 +43,12 @@ pub trait RateBudget: Send + Sync {
 /// The name a budget is kept under: the provider, and for a keyed provider a hash of its key
 /// (two deployments with different Polygon keys have two budgets; the key itself is never
 /// stored). FNV-1a, because the name must be the same in every instance and every build.
-pub fn budget_name(kind: ProviderKind, api_key: Option<&Secret>) -> String {
+pub fn budget_name(kind: ProviderKind, api_key: Option<&SecretString>) -> String {
     match api_key {
         None => kind.to_string(),
         Some(key) => {
             let hash = key
-                .expose()
+                .expose_secret()
                 .bytes()
                 .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                     (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -302,14 +302,14 @@ mod tests {
     #[test]
     fn budget_names_hash_the_key_and_never_show_it() {
         assert_eq!(budget_name(ProviderKind::Yahoo, None), "yahoo");
-        let a = budget_name(ProviderKind::Polygon, Some(&Secret::new("key-one")));
-        let b = budget_name(ProviderKind::Polygon, Some(&Secret::new("key-two")));
+        let a = budget_name(ProviderKind::Polygon, Some(&SecretString::from("key-one")));
+        let b = budget_name(ProviderKind::Polygon, Some(&SecretString::from("key-two")));
         assert!(a.starts_with("polygon:") && a.len() == "polygon:".len() + 16);
         assert_ne!(a, b);
         assert!(!a.contains("key-one"));
         assert_eq!(
             a,
-            budget_name(ProviderKind::Polygon, Some(&Secret::new("key-one")))
+            budget_name(ProviderKind::Polygon, Some(&SecretString::from("key-one")))
         );
     }
 }

@@ -19,13 +19,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
 use super::budget::RateGate;
 use super::http::{self, Answer};
 use super::{BarPages, FetchedBars, PriceProvider, ProviderError};
-use crate::config::Secret;
 use crate::error::BackfillError;
 use crate::model::{Bar, DateRange, Interval, ProviderKind, Symbol};
 
@@ -41,12 +41,17 @@ const MAX_PAGES: u32 = 1000;
 pub struct PolygonProvider {
     http: reqwest::Client,
     base_url: Url,
-    api_key: Secret,
+    api_key: SecretString,
     gate: Arc<RateGate>,
 }
 
 impl PolygonProvider {
-    pub fn new(http: reqwest::Client, base_url: Url, api_key: Secret, gate: Arc<RateGate>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: Url,
+        api_key: SecretString,
+        gate: Arc<RateGate>,
+    ) -> Self {
         Self {
             http,
             base_url,
@@ -134,13 +139,13 @@ impl PolygonProvider {
     fn with_key(&self, url: &Url) -> Url {
         let mut url = url.clone();
         url.query_pairs_mut()
-            .append_pair("apiKey", self.api_key.expose());
+            .append_pair("apiKey", self.api_key.expose_secret());
         url
     }
 
     /// Removes the key from text that came from outside (a body echoing the request, say).
     fn redact(&self, text: &str) -> String {
-        let key = self.api_key.expose();
+        let key = self.api_key.expose_secret();
         if key.is_empty() {
             text.to_string()
         } else {
@@ -449,7 +454,7 @@ mod tests {
         PolygonProvider::new(
             reqwest::Client::new(),
             Url::parse(base).unwrap(),
-            Secret::new("pk_secret"),
+            SecretString::from("pk_secret"),
             Arc::new(RateGate::unlimited()),
         )
     }

@@ -836,3 +836,29 @@ async fn two_instances_share_one_budget() {
     let usage = db::rate_budget::usage(&client, "yahoo").await.unwrap();
     assert_eq!(usage.granted, 8);
 }
+
+/// A malformed symbol in the batch's stored progress fails the invocation at once with the
+/// non-retried `StoredDataInvalid`, instead of being waited on as a lost connection.
+#[tokio::test]
+async fn a_malformed_stored_symbol_in_the_batch_is_stored_data_invalid_at_once() {
+    let env = env(&[("FAULT_PATIENCE_SECONDS", "600")]).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    env.client()
+        .await
+        .execute(
+            "UPDATE backfill_progress SET symbol = 'A/B' WHERE run_id = $1 AND symbol = 'MSFT'",
+            &[&run.run_id.as_str()],
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = env.fetch(&run.run_id, 0).await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("malformed symbol"), "{err}");
+    assert_eq!(error_type(err), "StoredDataInvalid");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "refused without waiting out the fault patience ({:?})",
+        started.elapsed()
+    );
+}

@@ -305,3 +305,25 @@ async fn finalize_by_an_execution_without_the_lease_leaves_the_run_open() {
     assert_eq!(stored.status, RunStatus::Running);
     assert_eq!(stored.lease_execution.as_deref(), Some("exec-a"));
 }
+
+#[tokio::test]
+async fn finalizing_a_run_stored_with_an_unknown_status_is_stored_data_invalid_and_not_retried() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    env.client()
+        .await
+        .execute(
+            "UPDATE backfill_run SET status = 'paused' WHERE run_id = $1",
+            &[&run.run_id.as_str()],
+        )
+        .await
+        .unwrap();
+    let err = env
+        .app
+        .finalize_run(event(json!({"run_id": run.run_id})))
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("\"paused\""), "{err}");
+    assert_eq!(error_type(err), "StoredDataInvalid");
+}

@@ -463,3 +463,79 @@ async fn a_run_held_by_one_execution_is_refused_to_another() {
         "the stale execution fetched nothing"
     );
 }
+
+/// Stored rows the code cannot read are `StoredDataInvalid`, which the state machine never
+/// retries (reading the row again gives the same answer), and the resume writes nothing.
+async fn resume_refused_as_stored_data_invalid(env: &Env, run_id: &str) -> String {
+    let before = env.written_rows().await;
+    let err = env.select(json!({"run_id": run_id})).await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    let message = err.to_string();
+    assert_eq!(error_type(err), "StoredDataInvalid", "{message}");
+    assert_eq!(env.written_rows().await, before);
+    let run = db::runs::exists(
+        &env.client().await,
+        &shared::model::RunId::parse(run_id).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(run, "the run is still there");
+    message
+}
+
+#[tokio::test]
+async fn resume_of_a_stored_run_with_an_unknown_provider_is_stored_data_invalid() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    env.client()
+        .await
+        .execute(
+            "UPDATE backfill_run SET provider = 'alpaca' WHERE run_id = $1",
+            &[&run.run_id.as_str()],
+        )
+        .await
+        .unwrap();
+    let message = resume_refused_as_stored_data_invalid(&env, run.run_id.as_str()).await;
+    assert!(
+        message.contains("backfill_run") && message.contains("alpaca"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn resume_of_a_run_whose_stored_progress_holds_a_malformed_symbol_is_stored_data_invalid() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
+    env.client()
+        .await
+        .execute(
+            "UPDATE backfill_progress SET symbol = 'A/B' WHERE run_id = $1 AND symbol = 'MSFT'",
+            &[&run.run_id.as_str()],
+        )
+        .await
+        .unwrap();
+    let message = resume_refused_as_stored_data_invalid(&env, run.run_id.as_str()).await;
+    assert!(
+        message.contains("backfill_progress") && message.contains("malformed symbol"),
+        "{message}"
+    );
+    let stored = db::runs::get(&env.client().await, &run.run_id)
+        .await
+        .unwrap();
+    assert_eq!(stored.executions, 1, "the refused resume was rolled back");
+}
+
+/// A column whose type is not the one the code reads (`row.try_get` fails to decode it, with no
+/// SQLSTATE and the connection fine) is the data's fault, not the connection's.
+#[tokio::test]
+async fn resume_of_a_run_whose_stored_column_has_another_type_is_stored_data_invalid() {
+    let env = env(&[]).await;
+    let run = env.select_ok(explicit(&["AAPL"])).await;
+    env.client()
+        .await
+        .batch_execute("ALTER TABLE backfill_run ALTER COLUMN batch_size TYPE bigint")
+        .await
+        .unwrap();
+    let message = resume_refused_as_stored_data_invalid(&env, run.run_id.as_str()).await;
+    assert!(message.contains("error deserializing column"), "{message}");
+}

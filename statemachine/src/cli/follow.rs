@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 use super::{render, status};
 use crate::error::{exit, CliError};
 use crate::executions::{ExecutionInfo, ExecutionStatus, Executions};
-use crate::store::{self, DatabaseSetting};
+use crate::store::{self, DatabaseSource};
 
 const POLL: Duration = Duration::from_secs(1);
 /// Without a terminal, a progress line at most this often (and whenever the execution's status changes).
@@ -24,14 +24,14 @@ const LINE_EVERY: Duration = Duration::from_secs(10);
 /// A database connection for the progress counts, when one is configured; following works
 /// without it (the execution's status and output only).
 pub async fn optional_db() -> Option<Client> {
-    let Some(setting) = DatabaseSetting::from_env() else {
+    let Some(source) = DatabaseSource::from_env() else {
         eprintln!(
             "note: DATABASE_URL is not set: following the execution without ticker counts \
              (`backfill status RUN_ID` shows them once the database is reachable)"
         );
         return None;
     };
-    match store::connect(&setting).await {
+    match store::connect(&source).await {
         Ok(client) => Some(client),
         Err(e) => {
             eprintln!("warning: following without ticker counts: {e}");

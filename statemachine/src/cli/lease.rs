@@ -3,7 +3,7 @@
 
 use shared::contract::RunStatus;
 use shared::db::runs::{self, RunRecord};
-use shared::handler::finalize_run::close;
+use shared::run_close::close;
 
 use crate::error::CliError;
 use crate::executions::{ExecutionStatus, Executions};

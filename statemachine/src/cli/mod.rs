@@ -60,16 +60,16 @@ pub enum Command {
 /// Which tickers and which bars: the new-run fields of the execution input.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SelectionArgs {
-    /// Explicit symbols, comma-separated (e.g. AAPL,BRK.B).
+    /// Explicit symbols, comma-separated (e.g. AAPL,BRK.B); at most 10000.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub symbols: Option<Vec<String>>,
-    /// The N most-mentioned tickers (ties broken by symbol).
+    /// The N most-mentioned tickers (ties broken by symbol), N >= 1.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub top_n: Option<i64>,
-    /// Tickers with at least N article mentions [default: 10; with --top-n: 1].
+    /// Tickers with at least N article mentions, N >= 1 [default: 10; with --top-n: 1].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub min_articles: Option<i64>,
-    /// With --top-n or --min-articles: count only mentions of the last N days.
+    /// With --top-n or --min-articles: count only mentions of the last N days, 1-36500.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub mentions_within_days: Option<i64>,
     /// First day, YYYY-MM-DD, inclusive [default: BACKFILL_START_DATE of the functions].
@@ -78,21 +78,22 @@ pub struct SelectionArgs {
     /// Last day, YYYY-MM-DD, inclusive [default: today, UTC].
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub end_date: Option<String>,
-    /// Instead of --start-date: start = end - N days.
+    /// Instead of --start-date: start = end - N days, 0-36500.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub lookback_days: Option<i64>,
     /// Bar size: 1h or 1d [default: 1h].
     #[arg(long, value_name = "1h|1d")]
     pub interval: Option<String>,
-    /// Tickers per batch, 1-1000 [default: 50].
+    /// Tickers per batch (weekdays per batch for a grouped run), 1-1000 [default: 50]. A run has
+    /// at most 1000 batches.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub batch_size: Option<i64>,
     /// Price provider: yahoo or polygon [default: PRICE_PROVIDER of the functions].
     #[arg(long, value_name = "P")]
     pub provider: Option<String>,
     /// per-ticker (one ranged request per ticker), grouped (Polygon's grouped daily endpoint:
-    /// one request per weekday for every ticker; polygon and 1d only) or auto (grouped when the
-    /// window has fewer weekdays than the run has tickers) [default: auto].
+    /// one request per weekday for every ticker; polygon and 1d only) or auto (grouped when it
+    /// can be used and the window has fewer weekdays than the run has tickers) [default: auto].
     #[arg(long, value_name = "per-ticker|grouped|auto")]
     pub strategy: Option<String>,
     /// Add listed symbols that the `ticker` table lacks to it, where prices reference `ticker`
@@ -104,10 +105,12 @@ pub struct SelectionArgs {
 /// The state machine's own knobs.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ExecutionArgs {
-    /// Batches fetched at once, 1-1000 [default: 4].
+    /// Batches fetched at once, 1-100 [default: 4]. They share one request budget: more of them
+    /// keep it busy, they do not raise the rate.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_concurrency: Option<i64>,
-    /// Rate-limit waits per batch before its tickers are left for a resume, 0-1000 [default: 50].
+    /// Invocations a 429 stopped with nothing finished, per batch, before its tickers are left for
+    /// a resume, 0-1000 [default: 50]. Waits for the shared request budget do not count.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_rate_limit_rounds: Option<i64>,
 }
@@ -252,4 +255,65 @@ fn init_logging() {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use shared::request::{
+        DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RATE_LIMIT_ROUNDS,
+        DEFAULT_MIN_ARTICLES, MAX_BATCHES, MAX_BATCH_SIZE, MAX_DAYS_BACK, MAX_EXPLICIT_SYMBOLS,
+        MAX_MAX_CONCURRENCY, MAX_MAX_RATE_LIMIT_ROUNDS,
+    };
+
+    use super::Cli;
+
+    /// The long help of `flag` of `backfill start`, on one line.
+    fn help(flag: &str) -> String {
+        let start = Cli::command();
+        let start = start.find_subcommand("start").expect("start exists");
+        let arg = start
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag))
+            .unwrap_or_else(|| panic!("--{flag} exists"));
+        arg.get_long_help()
+            .or(arg.get_help())
+            .map(|h| {
+                h.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_stated_ranges_and_defaults_are_select_tickers_own() {
+        let expect = [
+            ("symbols", format!("at most {MAX_EXPLICIT_SYMBOLS}")),
+            ("min-articles", format!("[default: {DEFAULT_MIN_ARTICLES};")),
+            ("mentions-within-days", format!("1-{MAX_DAYS_BACK}")),
+            ("lookback-days", format!("0-{MAX_DAYS_BACK}")),
+            (
+                "batch-size",
+                format!("1-{MAX_BATCH_SIZE} [default: {DEFAULT_BATCH_SIZE}]"),
+            ),
+            ("batch-size", format!("at most {MAX_BATCHES} batches")),
+            (
+                "max-concurrency",
+                format!("1-{MAX_MAX_CONCURRENCY} [default: {DEFAULT_MAX_CONCURRENCY}]"),
+            ),
+            (
+                "max-rate-limit-rounds",
+                format!("0-{MAX_MAX_RATE_LIMIT_ROUNDS} [default: {DEFAULT_MAX_RATE_LIMIT_ROUNDS}]"),
+            ),
+        ];
+        for (flag, text) in expect {
+            let help = help(flag);
+            assert!(
+                help.contains(&text),
+                "--{flag}: {help:?} does not say {text:?}"
+            );
+        }
+    }
 }

@@ -3,15 +3,13 @@
 
 use std::fmt::Write as _;
 
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::NaiveDate;
 use serde::Serialize;
 use shared::config::RunDefaults;
-use shared::contract::{BatchOutcome, BatchRef, SelectTickersOutput};
+use shared::contract::BatchOutcome;
 use shared::db::selection;
-use shared::handler::select_tickers::MAX_BATCHES;
-use shared::model::{
-    choose_strategy, Interval, ProviderKind, RunId, Selection, Strategy, StrategyDecision, Symbol,
-};
+use shared::model::{Interval, ProviderKind, RunId, Selection, Strategy, StrategyDecision, Symbol};
+use shared::request::{batch_count, check_batch_cap, PlannedRun, MAX_BATCHES};
 use tokio_postgres::Client;
 
 use super::request::{
@@ -141,25 +139,16 @@ pub async fn run(args: &PlanArgs) -> Result<u8, CliError> {
     };
     // What select-tickers would refuse once the tickers are known (grouped on a window
     // without a weekday) is refused here too.
-    let req = &valid.request;
-    choose_strategy(
-        req.strategy,
-        req.provider,
-        req.interval,
-        &req.range,
-        symbols.len(),
-    )?;
+    valid.request.choose_strategy(symbols.len())?;
     let plan = compute(&valid, &defaults, provider_known, &symbols, &run_id);
     if args.json {
         println!("{}", status::to_json(&plan)?);
     } else {
         print!("{}", render_plan(&plan));
     }
-    if plan.batches > i64::from(MAX_BATCHES) {
-        eprintln!(
-            "error: {} batches exceed the cap of {MAX_BATCHES}: `start` with these flags would be rejected; raise --batch-size",
-            plan.batches
-        );
+    // select-tickers' own batch cap, on the strategy it would pick.
+    if let Err(e) = check_batch_cap(&plan.strategy, plan.batch_size) {
+        eprintln!("error: {e} (--batch-size); `start` with these flags would be rejected");
         return Ok(exit::USAGE);
     }
     Ok(exit::OK)
@@ -181,14 +170,6 @@ fn div_ceil(a: i64, b: i64) -> i64 {
     (a + b - 1) / b.max(1)
 }
 
-fn weekdays(start: NaiveDate, end: NaiveDate) -> i64 {
-    start
-        .iter_days()
-        .take_while(|d| *d <= end)
-        .filter(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
-        .count() as i64
-}
-
 /// The estimates, from the validated request and the resolved tickers.
 pub fn compute(
     valid: &ValidRun,
@@ -202,29 +183,20 @@ pub fn compute(
     let tickers = symbols.len() as i64;
     let batch_size = i64::from(req.batch_size.max(1));
     let days = req.range.days();
-    let weekdays = weekdays(req.range.start(), req.range.end());
-    let strategy = choose_strategy(
-        req.strategy,
-        req.provider,
-        req.interval,
-        &req.range,
-        symbols.len(),
-    )
-    .unwrap_or_else(|e| StrategyDecision {
-        strategy: Strategy::PerTicker,
-        trading_days: weekdays,
-        tickers,
-        calls: tickers,
-        alternative_calls: None,
-        reason: format!("refused: {e}"),
-    });
+    let weekdays = shared::model::weekdays(&req.range).len() as i64;
+    let strategy = req
+        .choose_strategy(symbols.len())
+        .unwrap_or_else(|e| StrategyDecision {
+            strategy: Strategy::PerTicker,
+            trading_days: weekdays,
+            tickers,
+            calls: tickers,
+            alternative_calls: None,
+            reason: format!("refused: {e}"),
+        });
     let grouped = strategy.strategy == Strategy::Grouped;
     // A grouped run's batches are ranges of batch_size days; a per-ticker run's, of tickers.
-    let batches = if grouped {
-        div_ceil(weekdays, batch_size)
-    } else {
-        div_ceil(tickers, batch_size)
-    };
+    let batches = batch_count(&strategy, req.batch_size);
 
     // Yahoo serves the regular session (7 hourly bars); Polygon adds extended hours (16).
     let bars_per_day = match (req.interval, req.provider) {
@@ -285,27 +257,9 @@ pub fn compute(
     let budget = defaults.fallback_budget.as_secs().max(1);
     let invocations = ((seconds_per_batch / budget as f64).ceil() as i64).max(1);
     let events_per_batch = BATCH_FIXED_EVENTS + EVENTS_PER_INVOCATION * invocations;
-    let select_output = SelectTickersOutput {
-        run_id: run_id.clone(),
-        batches: (0..batches as i32)
-            .map(|batch| BatchRef {
-                run_id: run_id.clone(),
-                batch,
-            })
-            .collect(),
-        tickers,
-        requested: tickers,
-        skipped: 0,
-        resumed: false,
-        start_date: req.range.start().to_string(),
-        end_date: req.range.end().to_string(),
-        interval: req.interval,
-        provider: req.provider,
-        strategy: strategy.strategy,
-        batch_size,
-        max_concurrency: params.max_concurrency,
-        max_rate_limit_rounds: params.max_rate_limit_rounds,
-    };
+    // What select-tickers would return, built as it builds it.
+    let select_output = PlannedRun::new_run(run_id.clone(), req, strategy.strategy, symbols.len())
+        .output(0..batches as i32, *params, false);
     let select_output_bytes = serde_json::to_vec(&select_output).map_or(0, |v| v.len());
     let widest_outcome = BatchOutcome {
         batch: (batches.max(1) - 1) as i32,
@@ -480,8 +434,8 @@ pub fn render_plan(p: &Plan) -> String {
 mod tests {
     use super::*;
     use crate::cli::request::defaults_from;
-    use shared::handler::select_tickers::{ExecutionParams, RunRequest};
     use shared::model::DateRange;
+    use shared::request::{ExecutionParams, RunRequest};
 
     fn date(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

@@ -1,12 +1,13 @@
 //! Flags → execution input, validated locally with the very rules select-tickers applies
-//! (`RunRequest::parse`, the provider's range rules included, and `ExecutionParams::parse`), so
-//! that bad input fails before any AWS call.
+//! (`shared::request`: `ValidRun::parse`, the provider's range rules included, and the batch cap),
+//! so that bad input fails before any AWS call.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use shared::config::RunDefaults;
 use shared::contract::SelectTickersInput;
-use shared::handler::select_tickers::{ExecutionParams, RunRequest, MAX_BATCHES};
 use shared::model::{Interval, ProviderKind, Reprocess, RunId, Selection, StrategyRequest, Symbol};
+pub use shared::request::ValidRun;
+use shared::request::{check_batch_cap, ExecutionParams};
 
 use super::{ExecutionArgs, SelectionArgs};
 use crate::error::CliError;
@@ -87,36 +88,23 @@ pub fn new_run_input(
     Ok(input)
 }
 
-/// A new run's request as select-tickers would see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidRun {
-    pub request: RunRequest,
-    pub params: ExecutionParams,
-}
-
 /// select-tickers' checks that need no database, every one of them: the request with the range
 /// rules of its provider (the functions' default provider when the request names none: see
-/// [`provider_is_known`]), the state machine's knobs and, for an explicit list, the batch cap.
+/// [`provider_is_known`]), the state machine's knobs and, for an explicit list, the strategy
+/// and the batch cap.
 pub fn validate_new_run(
     input: &SelectTickersInput,
     defaults: &RunDefaults,
     provider_known: bool,
     today: NaiveDate,
 ) -> Result<ValidRun, CliError> {
-    let request = RunRequest::parse(input, defaults, today)
+    let valid = ValidRun::parse(input, defaults, today)
         .map_err(|e| with_assumed_provider(e, input, defaults, provider_known, today))?;
-    let params = ExecutionParams::parse(input)?;
-    if let Selection::Explicit { symbols } = &request.selection {
-        let batches = symbols.len().div_ceil(request.batch_size.max(1) as usize);
-        if batches > MAX_BATCHES as usize {
-            return Err(CliError::InvalidInput(format!(
-                "{} symbols in batches of {} make {batches} batches; at most {MAX_BATCHES} per run: raise --batch-size",
-                symbols.len(),
-                request.batch_size
-            )));
-        }
+    if let Selection::Explicit { symbols } = &valid.request.selection {
+        let decision = valid.request.choose_strategy(symbols.len())?;
+        check_batch_cap(&decision, valid.request.batch_size)?;
     }
-    Ok(ValidRun { request, params })
+    Ok(valid)
 }
 
 /// A refusal by the default provider's rules, when neither the flags nor this environment named
@@ -139,7 +127,7 @@ fn with_assumed_provider(
     };
     match CliError::from(e) {
         CliError::InvalidInput(message)
-            if !provider_known && RunRequest::parse(&with_other, defaults, today).is_ok() =>
+            if !provider_known && ValidRun::parse(&with_other, defaults, today).is_ok() =>
         {
             CliError::InvalidInput(format!(
                 "{message} (provider {} assumed: neither --provider nor PRICE_PROVIDER is set \
@@ -380,7 +368,62 @@ mod tests {
         })
         .unwrap();
         let err = validate_new_run(&i, &defaults(), true, today()).unwrap_err();
-        assert!(err.to_string().contains("--batch-size"), "{err}");
+        assert!(matches!(err, CliError::InvalidInput(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("1001 tickers in batches of 1 make 1001 batches; at most 1000 per run: raise batch_size"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_grouped_explicit_list_is_capped_by_its_days_not_its_tickers() {
+        // 1001 tickers in batches of 1 would be 1001 batches per ticker; grouped, the five
+        // weekdays make five.
+        let symbols: Vec<String> = (0..1001).map(|n| format!("T{n}")).collect();
+        let i = input(SelectionArgs {
+            symbols: Some(symbols),
+            batch_size: Some(1),
+            start_date: Some("2026-03-02".into()),
+            end_date: Some("2026-03-06".into()),
+            provider: Some("polygon".into()),
+            interval: Some("1d".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(validate_new_run(&i, &defaults(), true, today()).is_ok());
+    }
+
+    #[test]
+    fn an_explicit_grouped_run_over_a_weekend_is_refused_before_anything_starts() {
+        let i = input(SelectionArgs {
+            symbols: Some(vec!["AAPL".into()]),
+            start_date: Some("2026-03-07".into()),
+            end_date: Some("2026-03-08".into()),
+            provider: Some("polygon".into()),
+            interval: Some("1d".into()),
+            strategy: Some("grouped".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let err = validate_new_run(&i, &defaults(), true, today()).unwrap_err();
+        assert!(err.to_string().contains("has none"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_knob_is_not_blamed_on_the_assumed_provider() {
+        let i = new_run_input(
+            &SelectionArgs::default(),
+            &ExecutionArgs {
+                max_concurrency: Some(101),
+                max_rate_limit_rounds: None,
+            },
+            run_id(),
+        )
+        .unwrap();
+        let err = validate_new_run(&i, &defaults(), false, today()).unwrap_err();
+        assert!(err.to_string().contains("max_concurrency 101"), "{err}");
+        assert!(!err.to_string().contains("assumed"), "{err}");
     }
 
     #[test]

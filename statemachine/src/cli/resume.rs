@@ -13,7 +13,7 @@ use super::run_ref::RunRef;
 use super::{follow, start, ResumeArgs};
 use crate::error::{exit, CliError};
 use crate::executions::{Executions, StartRequest};
-use crate::store::{self, DatabaseSetting};
+use crate::store::{self, DatabaseSource};
 
 /// The flags, validated; the run not yet looked up.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub fn prepare(args: &ResumeArgs) -> Result<Request, CliError> {
 /// usage error (exit 2). Without a database setting a run id goes unchecked (select-tickers fails
 /// the execution with `RunNotFound`), but an execution name cannot be resolved.
 pub async fn check_run(request: Request) -> Result<(Prepared, Option<Client>), CliError> {
-    let Some(setting) = DatabaseSetting::from_env() else {
+    let Some(source) = DatabaseSource::from_env() else {
         let Some(run_id) = request.target.run_id().cloned() else {
             return Err(CliError::Configuration(format!(
                 "finding {} needs the database: set DATABASE_URL (or DATABASE_SECRET_ARN), or \
@@ -67,7 +67,7 @@ pub async fn check_run(request: Request) -> Result<(Prepared, Option<Client>), C
         );
         return Ok((Prepared::new(run_id, request.options), None));
     };
-    let client = store::connect(&setting).await?;
+    let client = store::connect(&source).await?;
     let run_id = request.target.resolve(&client).await?;
     let run = runs::get(&client, &run_id).await?;
     if run.status == RunStatus::Running {

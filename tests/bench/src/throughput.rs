@@ -147,7 +147,7 @@ pub struct RunResult {
 
 impl RunResult {
     /// Billed Step Functions state transitions, counted from what the driver did mapped onto
-    /// statemachine/backfill.asl.json (as the README's cost section counts them):
+    /// statemachine/backfill.asl.json (as infrastructure/README.md's cost section counts them):
     /// - the parent: PrepareSelection, IsTheInputAnObject, WithLease, SelectTickers, AnyBatches,
     ///   PlanLanes, FetchBatches, CollectBatchResults, FinalizeRun, DidTheRunDoItsJob,
     ///   RunFinished = 11;

@@ -36,7 +36,7 @@ variable "tags" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Function sizing. See README "Deployment" for why these defaults.
+# Function sizing. See infrastructure/README.md "Variables" for why these defaults.
 # ---------------------------------------------------------------------------------------------
 
 variable "select_tickers_memory_mb" {

@@ -76,6 +76,45 @@ pub fn api_key_from_secret(
         })
 }
 
+/// An in-memory [`SecretSource`]: a map ARN → secret string, for tests of the logic that reads
+/// secrets (the real adapter is tested against moto). Counts every read; a missing ARN fails as
+/// the real adapter's does, with a `ConfigurationError` that names the ARN.
+#[derive(Default)]
+pub struct FakeSecrets {
+    secrets: std::collections::HashMap<String, SecretString>,
+    reads: std::sync::atomic::AtomicU32,
+}
+
+impl FakeSecrets {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Secret `arn` holds `value`.
+    pub fn with(mut self, arn: &str, value: &str) -> Self {
+        self.secrets.insert(arn.to_string(), value.into());
+        self
+    }
+
+    /// Reads so far (of any ARN, found or not).
+    pub fn reads(&self) -> u32 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl SecretSource for FakeSecrets {
+    async fn secret_string(&self, arn: &str) -> Result<SecretString, BackfillError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.secrets.get(arn).cloned().ok_or_else(|| {
+            BackfillError::ConfigurationError(format!(
+                "cannot read secret {arn}: ResourceNotFoundException: Secrets Manager can't find \
+                 the specified secret."
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +140,18 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(!shown.contains("pk_live_123"), "{shown}");
         assert!(shown.contains("REDACTED"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn the_fake_source_counts_reads_and_names_a_missing_arn() {
+        let source = FakeSecrets::new().with(ARN, "k1");
+        assert_eq!(
+            source.secret_string(ARN).await.unwrap().expose_secret(),
+            "k1"
+        );
+        let err = source.secret_string("arn:missing").await.unwrap_err();
+        assert_eq!(err.name(), "ConfigurationError");
+        assert!(err.to_string().contains("arn:missing"), "{err}");
+        assert_eq!(source.reads(), 2);
     }
 }

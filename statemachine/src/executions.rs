@@ -1,6 +1,9 @@
 //! The Step Functions port: what the CLI needs from an execution service, and the real adapter
 //! (aws-sdk-sfn). The adapter honours the standard AWS environment, so `AWS_ENDPOINT_URL` points
-//! it at the local stack (moto) exactly as it would at AWS.
+//! it at the local stack (moto) exactly as it would at AWS. [`fake::FakeExecutions`] is the
+//! in-memory fake the CLI's tests use.
+
+pub mod fake;
 
 use async_trait::async_trait;
 use aws_sdk_sfn::config::ProvideCredentials;

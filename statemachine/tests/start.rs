@@ -8,59 +8,6 @@ use serde_json::json;
 use statemachine::executions::{ExecutionStatus, Executions, SfnExecutions, StartRequest};
 
 #[tokio::test]
-async fn start_sends_the_validated_input_named_after_the_run_id() {
-    let moto = Moto::start().await;
-    let arn = moto.pass_machine().await;
-
-    let out = backfill(
-        &[
-            "start",
-            "--symbols",
-            "aapl,brk.b",
-            "--start-date",
-            "2026-03-09",
-            "--end-date",
-            "2026-03-11",
-            "--interval",
-            "1d",
-            "--batch-size",
-            "10",
-            "--provider",
-            "polygon",
-            "--max-concurrency",
-            "2",
-            "--max-rate-limit-rounds",
-            "3",
-        ],
-        &moto.env(&arn),
-    )
-    .await;
-
-    assert_eq!(out.code, 0, "{out:?}");
-    let run_id = out.field("run_id");
-    let execution_arn = out.field("execution_arn");
-    assert!(shared::model::RunId::parse(&run_id).is_ok(), "{run_id}");
-    assert_eq!(
-        moto.executions(&arn).await,
-        [(run_id.clone(), execution_arn.clone())]
-    );
-    assert_eq!(
-        moto.execution_input(&execution_arn).await,
-        json!({
-            "new_run_id": run_id,
-            "symbols": ["AAPL", "BRK.B"],
-            "start_date": "2026-03-09",
-            "end_date": "2026-03-11",
-            "interval": "1d",
-            "batch_size": 10,
-            "provider": "polygon",
-            "max_concurrency": 2,
-            "max_rate_limit_rounds": 3,
-        })
-    );
-}
-
-#[tokio::test]
 async fn absent_flags_are_left_to_the_functions() {
     let moto = Moto::start().await;
     let arn = moto.pass_machine().await;
@@ -173,30 +120,6 @@ async fn bad_input_exits_2_before_any_aws_call() {
 }
 
 /// Issue 8: `--start-date 1900-01-01 --interval 1h` exited 0 and the execution failed later.
-#[tokio::test]
-async fn a_start_before_1970_exits_2_and_starts_nothing() {
-    let moto = Moto::start().await;
-    let arn = moto.pass_machine().await;
-
-    let out = backfill(
-        &["start", "--start-date", "1900-01-01", "--interval", "1h"],
-        &moto.env(&arn),
-    )
-    .await;
-
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains(
-            "invalid input: start_date 1900-01-01 is before 1970-01-01: price history before \
-             1970 is not supported; use a start_date on or after 1970-01-01"
-        ),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(moto.executions(&arn).await.is_empty(), "nothing may start");
-}
-
 #[tokio::test]
 async fn the_functions_default_provider_is_read_from_price_provider_like_they_read_it() {
     let moto = Moto::start().await;

@@ -33,6 +33,8 @@ pub struct App {
     pool: OnceCell<Pool>,
     yahoo: OnceCell<Arc<YahooProvider>>,
     polygon: OnceCell<Arc<PolygonProvider>>,
+    /// Adapters given with [`App::with_provider`], used instead of building the real ones.
+    injected: Vec<(ProviderKind, Arc<dyn PriceProvider>)>,
 }
 
 impl App {
@@ -62,7 +64,17 @@ impl App {
             pool: OnceCell::new(),
             yahoo: OnceCell::new(),
             polygon: OnceCell::new(),
+            injected: Vec::new(),
         })
+    }
+
+    /// Serves runs of `kind` with `provider` instead of the real adapter (tests use an in-memory
+    /// fake, [`crate::provider::fake::FakeProvider`]). Grouped runs need the real Polygon
+    /// adapter: with another Polygon provider injected they fail with `ConfigurationError`.
+    pub fn with_provider(mut self, kind: ProviderKind, provider: Arc<dyn PriceProvider>) -> Self {
+        self.injected.retain(|(k, _)| *k != kind);
+        self.injected.push((kind, provider));
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -121,6 +133,9 @@ impl App {
         &self,
         kind: ProviderKind,
     ) -> Result<Arc<dyn PriceProvider>, BackfillError> {
+        if let Some((_, provider)) = self.injected.iter().find(|(k, _)| *k == kind) {
+            return Ok(provider.clone());
+        }
         match kind {
             ProviderKind::Yahoo => {
                 let p = self

@@ -2,6 +2,7 @@
 //! never one per day.
 
 pub mod budget;
+pub mod fake;
 mod http;
 pub mod polygon;
 pub mod yahoo;

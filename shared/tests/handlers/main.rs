@@ -3,6 +3,7 @@
 
 mod bar_keys;
 mod common;
+mod fake_provider;
 mod fetch_batch;
 mod finalize_run;
 mod grouped_daily;

@@ -3,23 +3,24 @@
 //! Output goes to stdout (run ids, reports, JSON); progress, hints and errors go to stderr.
 
 mod follow;
-mod lease;
+pub mod lease;
 mod migrate;
 mod plan;
 mod render;
 mod request;
-mod resume;
+pub mod resume;
 mod run_ref;
-mod start;
+pub mod start;
 mod status;
 mod verify;
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{exit, CliError};
-use crate::executions::SfnExecutions;
+use crate::executions::{Executions, SfnExecutions};
 
 pub use request::{execution_name_for_resume, new_run_input, resume_input, validate_new_run};
 
@@ -213,20 +214,32 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command; `Ok` carries the exit code of a command that did its work.
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
+    run_with(cli, SfnExecutions::from_env).await
+}
+
+/// [`run`] with the Step Functions port that `connect` gives (tests pass an in-memory
+/// [`crate::executions::fake::FakeExecutions`]). `connect` is called only once a command needs
+/// Step Functions, after its input was validated.
+pub async fn run_with<E, F, Fut>(cli: Cli, connect: F) -> Result<u8, CliError>
+where
+    E: Executions,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<E, CliError>>,
+{
     let arn = cli.state_machine_arn;
     match cli.command {
         Command::Start(args) => {
             // Validation comes first: bad input never needs AWS.
             let prepared = start::prepare(&args)?;
             let arn = require_arn(arn)?;
-            let executions = SfnExecutions::from_env().await?;
+            let executions = connect().await?;
             start::run(&executions, &arn, prepared, args.wait).await
         }
         Command::Resume(args) => {
             let prepared = resume::prepare(&args)?;
             let arn = require_arn(arn)?;
             let (prepared, db) = resume::check_run(prepared).await?;
-            let executions = SfnExecutions::from_env().await?;
+            let executions = connect().await?;
             resume::run(&executions, &arn, prepared, db, args.wait, args.force).await
         }
         Command::Status(args) => status::run(&args, arn.as_deref()).await,

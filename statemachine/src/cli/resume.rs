@@ -68,8 +68,14 @@ pub async fn check_run(request: Request) -> Result<(Prepared, Option<Client>), C
         return Ok((Prepared::new(run_id, request.options), None));
     };
     let client = store::connect(&source).await?;
-    let run_id = request.target.resolve(&client).await?;
-    let run = runs::get(&client, &run_id).await?;
+    let prepared = check_run_on(request, &client).await?;
+    Ok((prepared, Some(client)))
+}
+
+/// [`check_run`] on the database `client` is connected to.
+pub async fn check_run_on(request: Request, client: &Client) -> Result<Prepared, CliError> {
+    let run_id = request.target.resolve(client).await?;
+    let run = runs::get(client, &run_id).await?;
     if run.status == RunStatus::Running {
         eprintln!(
             "warning: run {} is marked running: an earlier execution may still be working on it \
@@ -77,7 +83,7 @@ pub async fn check_run(request: Request) -> Result<(Prepared, Option<Client>), C
             run.run_id
         );
     }
-    Ok((Prepared::new(run_id, request.options), Some(client)))
+    Ok(Prepared::new(run_id, request.options))
 }
 
 pub async fn run(

@@ -44,9 +44,11 @@ help: ## List the targets
 tools: ## Install what is missing: .venv (cargo-lambda, moto), PostgreSQL server, shellcheck
 	scripts/ensure-tools
 
-lint: tools ## rustfmt check, clippy with warnings denied, shellcheck, statelint on the state machine
+lint: tools ## rustfmt check, clippy with warnings denied, rustdoc of shared, shellcheck, statelint on the state machine
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The contracts are documented in shared's rustdoc: broken links fail here.
+	RUSTDOCFLAGS="-D warnings" cargo doc -p shared --no-deps
 	shellcheck -x $(SHELL_SCRIPTS)
 	scripts/render-asl $(ASL_RENDERED)
 	node_modules/.bin/statelint $(ASL_RENDERED)

@@ -6,6 +6,63 @@
 //! strictly ([`parse_event`]): a payload that is not an object, a field no contract has (a typo
 //! such as `symbol` or `max_concurency`) or a value of the wrong type is refused by name, never
 //! ignored or defaulted.
+//!
+//! ```
+//! use serde_json::json;
+//! use shared::contract::{parse_event, FetchBatchInput};
+//!
+//! let run_id = "backfill-20260309-120000-0a1b2c3d";
+//! let input: FetchBatchInput = parse_event(json!({"run_id": run_id, "batch": 0})).unwrap();
+//! assert_eq!(input.batch, 0);
+//!
+//! let typo = parse_event::<FetchBatchInput>(json!({"run_id": run_id, "batchs": 0})).unwrap_err();
+//! assert_eq!(typo.name(), "InvalidInput");
+//! assert!(typo.to_string().contains(r#""batchs" (did you mean "batch"?)"#));
+//! ```
+//!
+//! # The payloads
+//!
+//! | function | input | output |
+//! | --- | --- | --- |
+//! | select-tickers (also the state machine's execution input) | [`SelectTickersInput`] | [`SelectTickersOutput`] |
+//! | fetch-batch (one call per batch, from the Map) | [`FetchBatchInput`] | [`FetchBatchOutput`] |
+//! | finalize-run (always runs; its output is the execution's output) | [`FinalizeRunInput`] | [`FinalizeRunOutput`] |
+//!
+//! Payloads stay small: the database holds the ticker lists, the state machine carries run ids
+//! and batch numbers. Example events for `cargo lambda invoke --data-file` are in
+//! `functions/<name>/events/`; a test keeps them in step with these types (the `bad-` ones must be
+//! refused). Run ids keep the original job's format `backfill-YYYYMMDD-HHMMSS-<8 hex>` (UTC).
+//!
+//! # Error names (`errorType`)
+//!
+//! A function's error reaches the state machine as a Lambda `errorType`, the stable name of a
+//! [`BackfillError`] variant, never a Rust type name; the ASL's Retry and Catch match on it. The
+//! transient budget below is `transient_fault_retry_budget_seconds` (30 minutes on average; a
+//! successful invocation starts a new one).
+//!
+//! | errorType | when | retried by the state machine |
+//! | --- | --- | --- |
+//! | `InvalidInput` | payload that is not JSON or not an object (`null`, `[]`), a field the contract does not have (named, with the field probably meant), missing/malformed field, start after end, future end, a start before 1970, a range the provider cannot serve (Yahoo 1h older than 730 days, Polygon before 2003-09-10), malformed symbol, unknown batch | no |
+//! | `RunNotFound` | `run_id` not in `backfill_run` | no |
+//! | `RunBusy` | another execution holds the run's lease (one active execution per run): a resume from another execution, or a fetch-batch whose execution lost the lease | no |
+//! | `ProviderUnavailable` | provider 5xx, timeout, connection error, garbled body | yes (FetchBatch), within the transient budget |
+//! | `ProviderRejected` | provider 401/403 (key or plan) | no |
+//! | `DatabaseUnavailable` | database unreachable or refusing the login, connection lost, timeout, shutdown, serialization failure or deadlock (SQLSTATE classes 08, 53, 57, 40, 58, 28, 3D; 55P03) | yes (every Task), within the transient budget |
+//! | `DatabaseRejected` | the database refused the statement itself: integrity (23), undefined table/column or privilege (42), bad data (22), any other SQLSTATE; the message names the table, column or constraint. For one ticker's rows (23, 22) the ticker fails with this name and the batch carries on | no |
+//! | `StoredDataInvalid` | a stored row cannot be read as this version expects: a `backfill_run` with an unknown provider, strategy or status, a `backfill_progress` symbol that does not parse, a column of another type than the code reads; the message names the table and the value. Reading it again gives the same answer: correct the row | no |
+//! | `ConfigurationError` | missing/invalid environment or unreadable secret | no |
+//! | `RateLimited` | reserved; a 429 is reported as `status: rate_limited` ([`BatchStatus::RateLimited`]), not thrown | — |
+//! | `RunIncomplete` | the execution's own error (Fail state): finalize-run found tickers left `pending`/`rate_limited` (rate-limit rounds exhausted, a batch stalled or failed), or reported a status the definition does not know; the cause names the run id and the resume command | — |
+//! | `RunCompletedWithFailures` | the execution's own error (Fail state): nothing is left to fetch but some tickers `failed` for good; the cause names the run id, how many failed and `backfill status <run_id>`. The execution FAILS so the notification rule and the `ExecutionsFailed` alarm report it | — |
+//! | `Runtime.ExitError`, `Runtime.OutOfMemory` | Lambda's errorType for a function process that died (a crash, `kill -9`, out of memory; "Runtime exited with error: signal: killed") | yes, within the transient budget |
+//! | `Lambda.ServiceException`, `Lambda.AWSLambdaException`, `Lambda.SdkClientException`, `Lambda.ClientExecutionTimeoutException`, `Lambda.TooManyRequestsException`, `Lambda.Unknown` | the Lambda service failed or throttled the call, or (`Lambda.Unknown`) Step Functions could not tell what became of it | yes, within the transient budget |
+//! | `Sandbox.Timedout`, `States.Timeout` | the function ran into its own timeout (Lambda), or gave no answer by the Task's `TimeoutSeconds` (its timeout + 60 s) | yes, twice more |
+//!
+//! Bad input writes nothing. Per-ticker failures never fail a batch: the ticker becomes `failed`
+//! with `error_name` (`UnknownSymbol`, `RangeUnsupported`, `MalformedResponse` — e.g. Yahoo
+//! answering `dataGranularity` `3mo` where `1h` was asked —, `DatabaseRejected`,
+//! `NotInTickerTable`) and a readable `error_message`. A batch given up for lack of progress
+//! carries the error `NoProgress` (see [`BatchStatus::Stalled`]).
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -16,9 +73,33 @@ use crate::model::{
     ExecutionName, Interval, ProviderKind, Reprocess, RunId, Strategy, StrategyRequest, Symbol,
 };
 
-/// `select-tickers` input; also the state machine's execution input, so fields meant for the ASL
-/// (`max_concurrency`, `max_rate_limit_rounds`) are accepted and ignored here. Any other field is
-/// refused.
+/// `select-tickers` input; also the state machine's execution input, so the fields meant for the
+/// ASL (`max_concurrency`, `max_rate_limit_rounds`) are accepted here too: validated, and passed
+/// on in [`SelectTickersOutput`] for the Map. Any other field is refused. The `backfill start`
+/// flags are these fields, with the same defaults and bounds.
+///
+/// | field | default | meaning |
+/// | --- | --- | --- |
+/// | `run_id` | — | resume this run with its stored parameters (no other selection field allowed) |
+/// | `new_run_id` | generated | the id for a new run (the CLI picks it so the execution is named after it); a retry with the same request returns the same plan |
+/// | `execution_name` | — | the name of the execution creating a new run (the schedule passes its `scheduled-<id>`): stored with the run so `backfill status/resume <execution name>` find it; a retry from the same execution returns the same plan |
+/// | `symbols` | — | explicit list, e.g. `["AAPL","BRK.B"]`; at most 10,000, not with `top_n` |
+/// | `top_n` | — | the N most-mentioned tickers (ties broken by symbol), N ≥ 1 |
+/// | `min_articles` | 10; with `top_n`: 1 | without `symbols`/`top_n`: tickers with at least this many mentions (`article_ticker` rows, all time), by symbol; with `top_n`: the mentions a ranked ticker needs at least. At least 1 |
+/// | `mentions_within_days` | — | count only mentions in articles published in the last N days (`article.published_at`; `top_n` or `min_articles`, not `symbols`), 1–36,500; the original's test mode is `top_n` 5 within 7 days |
+/// | `register_tickers` | false | where `stock_price_history.symbol` references `ticker` (the original's database): add listed symbols that `ticker` lacks to it (name = symbol, empty `aliases`/`sources`, `is_sp500` false) instead of settling them as `failed` / `NotInTickerTable` before any provider call; also on a resume |
+/// | `start_date` | `BACKFILL_START_DATE` | `YYYY-MM-DD`, inclusive |
+/// | `end_date` | today (UTC) | `YYYY-MM-DD`, inclusive; not in the future |
+/// | `lookback_days` | — | instead of `start_date`: start = end − N days (for schedules), 0–36,500 |
+/// | `interval` | `1h` | `1h` or `1d`; never changes silently |
+/// | `batch_size` | 50 | tickers per batch (weekdays per batch for a grouped run), 1–1000; a run has at most 1,000 batches |
+/// | `provider` | `PRICE_PROVIDER` | `yahoo` or `polygon` |
+/// | `strategy` | `auto` | `per-ticker`, `grouped` or `auto`, see the field below |
+/// | `reprocess` | `incomplete` | on resume: `incomplete` (every ticker not yet `success`) or `all` |
+/// | `max_concurrency` | 4 | batches fetched at once (1–100) |
+/// | `max_rate_limit_rounds` | 50 | rate-limit waits per batch before its tickers are left `rate_limited` for a later resume (0–1000) |
+/// | `lease_execution` | — | set by the state machine (`PrepareSelection`): the execution's own name |
+/// | `take_over_lease` | false | on resume, set by the CLI: take the run's lease over |
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectTickersInput {
@@ -85,13 +166,21 @@ pub struct SelectTickersInput {
     pub take_over_lease: Option<bool>,
 }
 
-/// One Map item: the database holds the batch's tickers, the payload only names the batch.
+/// One Map item: the database holds the batch's tickers, the payload only names the batch
+/// (about 70 bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchRef {
     pub run_id: RunId,
     pub batch: i32,
 }
 
+/// `select-tickers` output:
+///
+/// ```text
+/// {"run_id", "batches": [{"run_id", "batch"}, …], "tickers", "requested", "skipped", "resumed",
+///  "start_date", "end_date", "interval", "provider", "strategy", "batch_size", "max_concurrency",
+///  "max_rate_limit_rounds"}
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SelectTickersOutput {
     pub run_id: RunId,
@@ -117,7 +206,8 @@ pub struct SelectTickersOutput {
     pub max_rate_limit_rounds: i64,
 }
 
-/// `fetch-batch` input (a Map item).
+/// `fetch-batch` input (a Map item): `{"run_id", "batch", "lease_execution"?}`. An execution
+/// whose lease another execution took over stops (`RunBusy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetchBatchInput {
@@ -165,6 +255,25 @@ impl BatchStatus {
     }
 }
 
+/// `fetch-batch` output: ticker counts for the whole batch, row counts for this invocation.
+///
+/// ```text
+/// {"run_id", "batch", "status": "done" | "partial" | "rate_limited" | "unavailable" | "stalled",
+///  "retry_after_seconds", "rate_limit_round", "success", "failed", "rate_limited", "pending",
+///  "records_inserted", "records_updated", "attempted"}
+/// ```
+///
+/// - A ticker's bars are stored page by page (Polygon's `next_url` pages; one chart for Yahoo),
+///   each page committed with the ticker's cursor (`backfill_progress.last_bar_at`): an
+///   interrupted ticker goes on after its cursor, and memory does not grow with the range.
+/// - Transient faults — provider 5xx, timeouts, bodies that are not complete JSON, a lost
+///   database connection — are retried where they happen, with backoff and jitter, for at most
+///   `FAULT_PATIENCE_SECONDS`; a fault already got past never counts against the batch. One that
+///   outlasts the patience ends the invocation with everything so far committed and
+///   `unavailable` (wait `retry_after_seconds`, call again, no round limit). A batch in which no
+///   ticker finished for `NO_PROGRESS_TIMEOUT_SECONDS` is given up: `stalled` (error
+///   `NoProgress` on the batch, its tickers left for a resume).
+/// - A well-formed answer that breaks the provider's contract fails only that ticker, for good.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchBatchOutput {
     pub run_id: RunId,
@@ -189,7 +298,8 @@ pub struct FetchBatchOutput {
     pub attempted: i64,
 }
 
-/// `finalize-run` input.
+/// `finalize-run` input: `{"run_id", "batch_results"?, "lease_execution"?}`, the batch results
+/// being the Map's outcomes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FinalizeRunInput {
@@ -223,6 +333,10 @@ pub struct FailedBatch {
     pub message: Option<String>,
 }
 
+/// A run's status, stored in `backfill_run` and reported by finalize-run. The state machine ends
+/// the execution by it: SUCCEEDED for `succeeded` (`RunFinished`), FAILED with
+/// `RunCompletedWithFailures` for `completed_with_failures`, FAILED with `RunIncomplete` for
+/// `incomplete` (or any status it does not know).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -267,7 +381,20 @@ pub struct TickerError {
     pub message: Option<String>,
 }
 
-/// `finalize-run` output: the original job's result fields plus the run's final status.
+/// `finalize-run` output: the original job's result fields plus the run's final status, the
+/// failed batches and the run's parameters.
+///
+/// ```text
+/// {"run_id", "status", "requested", "success", "failed", "skipped", "rate_limited", "pending",
+///  "records_inserted", "records_updated",
+///  "errors": [{"symbol", "status", "error_name", "message"}, …],
+///  "failed_batches": [{"batch", "error_name", "message"}, …],
+///  "start_date", "end_date", "interval", "provider"}
+/// ```
+///
+/// `errors` holds at most 100 tickers (`MAX_ERRORS`). `status` is `succeeded`,
+/// `completed_with_failures` (nothing left to fetch, some tickers failed) or `incomplete`
+/// (tickers left `pending`/`rate_limited`: resume later).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinalizeRunOutput {
     pub run_id: RunId,

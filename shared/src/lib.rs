@@ -3,7 +3,7 @@
 //! - [`model`]: parse-don't-validate newtypes (`Symbol`, `DateRange`, `RunId`, `Interval`, …)
 //! - [`contract`]: the JSON payloads between the state machine and the functions
 //! - [`error`]: the error names the state machine matches
-//! - [`env`], [`config`], [`secrets`], [`telemetry`]: process set-up
+//! - [`env`](mod@env), [`config`], [`secrets`], [`telemetry`]: process set-up
 //! - [`db`]: pool, migrations and one module of SQL per table
 //! - [`provider`]: the price API port and its Yahoo and Polygon adapters
 //! - [`request`], [`run_close`]: a new run's validated request, and closing a run

@@ -1,6 +1,6 @@
 //! Secrets Manager behind a port, and the provider secret's shapes. Secret values are
 //! [`SecretString`]s: `Debug` shows a placeholder, and reading one takes `expose_secret()`.
-//! (The database secret's shapes are parsed with the rest of the connection, in [`crate::db`].)
+//! (The database secret's shapes are parsed with the rest of the connection, in the `db` module.)
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};

@@ -1,7 +1,7 @@
 //! Logging set-up shared by every binary, following Lambda's advanced logging controls as
 //! `lambda_runtime::tracing::init_default_subscriber` does: JSON lines when the function's log
 //! format is JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`), each with the current span (`run_id`, `batch`,
-//! `symbol`, …); readable text otherwise. The level is [`filter`]'s.
+//! `symbol`, …); readable text otherwise. The level is `filter`'s.
 //!
 //! Not the runtime's function itself: it panics when a subscriber is already installed (a
 //! second `init` in tests), colours text lines with ANSI escapes (CloudWatch shows them raw),

@@ -1,18 +1,8 @@
-//! `select-tickers` Lambda: wiring only; the logic lives in `shared::handler::select_tickers`.
-//! The runtime hands over a [`Payload`], so that a payload that is not JSON is `InvalidInput`
-//! like every other bad input (see `shared::handler::payload`).
-
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::handler::payload::{json_event, Payload};
-use shared::{handler::App, telemetry};
+//! `select-tickers` Lambda: wiring only. The logic lives in `shared::handler::select_tickers`; the
+//! runtime loop (telemetry, one `App` per environment, a payload that is not JSON answered as
+//! `InvalidInput`) in `shared::handler::serve`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let app = App::from_env().await?;
-    let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
-        app.select_tickers(json_event(event)?).await
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::handler::serve::serve(|app, event| async move { app.select_tickers(event).await }).await
 }

@@ -40,18 +40,18 @@ pub async fn exists(
 /// What the batch's row says after an invocation was recorded.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InvocationRecord {
-    /// Consecutive rate-limited invocations (drives the backoff without `Retry-After`).
-    pub rate_limit_streak: i32,
     /// Consecutive invocations that ended on transient faults (drives their backoff).
     pub fault_streak: i32,
-    /// How long since a ticker of the batch last finished (success or failure).
+    /// How long since a unit of the batch (a ticker, or a grouped day) last finished.
     pub idle: std::time::Duration,
 }
 
-/// Records how an invocation ended (`status`: done, partial, rate_limited, unavailable). A 429
-/// extends the streak of consecutive rate-limited invocations, transient faults the streak of
-/// faulted ones (each restarting at 1 when this invocation finished a ticker first); any other
-/// ending resets them. Finishing a ticker is progress: it restarts the batch's idle clock.
+/// Records how an invocation ended (`status`: done, partial, rate_limited, unavailable).
+/// Transient faults extend the streak of faulted invocations (restarting at 1 when this
+/// invocation finished a unit first); any other ending resets it. Finishing a unit is progress:
+/// it restarts the batch's idle clock. `consecutive_rate_limits` is no longer written (a 429's
+/// wait is the shared budget's, not a per-batch backoff); the column stays, defaulting to 0,
+/// because an earlier release still running during a deploy writes it.
 pub async fn record_invocation(
     client: &impl GenericClient,
     run_id: &RunId,
@@ -64,10 +64,6 @@ pub async fn record_invocation(
             "UPDATE backfill_batch
                 SET invocations = invocations + 1,
                     last_status = $3::text,
-                    consecutive_rate_limits = CASE
-                        WHEN $3::text <> 'rate_limited' THEN 0
-                        WHEN $4 THEN 1
-                        ELSE consecutive_rate_limits + 1 END,
                     consecutive_faults = CASE
                         WHEN $3::text <> 'unavailable' THEN 0
                         WHEN $4 THEN 1
@@ -75,17 +71,49 @@ pub async fn record_invocation(
                     last_progress_at = CASE WHEN $4 THEN now() ELSE last_progress_at END,
                     updated_at = now()
               WHERE run_id = $1 AND batch = $2
-          RETURNING consecutive_rate_limits, consecutive_faults,
+          RETURNING consecutive_faults,
                     GREATEST(EXTRACT(EPOCH FROM now() - last_progress_at), 0)::float8 AS idle",
             &[&run_id.as_str(), &batch, &status, &made_progress],
         )
         .await?;
     let idle: f64 = row.try_get("idle")?;
     Ok(InvocationRecord {
-        rate_limit_streak: row.try_get(0)?,
-        fault_streak: row.try_get(1)?,
+        fault_streak: row.try_get("consecutive_faults")?,
         idle: std::time::Duration::from_secs_f64(idle.max(0.0)),
     })
+}
+
+/// The error name of a batch given up for want of progress.
+pub const NO_PROGRESS: &str = "NoProgress";
+
+// The ways a batch's row takes an error, each with the status and counters that go with it.
+// Each binds $1 run, $2 batch, $3 error name, $4 message (see `note_error`).
+const MARK_STALLED: &str = "UPDATE backfill_batch
+        SET last_status = 'stalled', last_error_name = $3, last_error_message = $4,
+            updated_at = now()
+      WHERE run_id = $1 AND batch = $2";
+const NOTE_FAULT: &str = "UPDATE backfill_batch SET last_error_name = $3, last_error_message = $4
+      WHERE run_id = $1 AND batch = $2";
+const RECORD_ERROR: &str = "UPDATE backfill_batch
+        SET invocations = invocations + 1, last_status = 'error',
+            last_error_name = $3, last_error_message = $4, updated_at = now()
+      WHERE run_id = $1 AND batch = $2";
+
+async fn note_error(
+    client: &impl GenericClient,
+    statement: &str,
+    run_id: &RunId,
+    batch: i32,
+    error_name: &str,
+    message: &str,
+) -> Result<(), BackfillError> {
+    client
+        .execute(
+            statement,
+            &[&run_id.as_str(), &batch, &error_name, &message],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Gives a batch up for want of progress: `stalled`, with the reason, for `backfill status` and
@@ -96,16 +124,7 @@ pub async fn mark_stalled(
     batch: i32,
     message: &str,
 ) -> Result<(), BackfillError> {
-    client
-        .execute(
-            "UPDATE backfill_batch
-                SET last_status = 'stalled', last_error_name = $3, last_error_message = $4,
-                    updated_at = now()
-              WHERE run_id = $1 AND batch = $2",
-            &[&run_id.as_str(), &batch, &NO_PROGRESS, &message],
-        )
-        .await?;
-    Ok(())
+    note_error(client, MARK_STALLED, run_id, batch, NO_PROGRESS, message).await
 }
 
 /// Notes on the batch the transient fault its last invocation could not get past, for
@@ -118,18 +137,8 @@ pub async fn note_fault(
     error_name: &str,
     message: &str,
 ) -> Result<(), BackfillError> {
-    client
-        .execute(
-            "UPDATE backfill_batch SET last_error_name = $3, last_error_message = $4
-              WHERE run_id = $1 AND batch = $2",
-            &[&run_id.as_str(), &batch, &error_name, &message],
-        )
-        .await?;
-    Ok(())
+    note_error(client, NOTE_FAULT, run_id, batch, error_name, message).await
 }
-
-/// The error name of a batch given up for want of progress.
-pub const NO_PROGRESS: &str = "NoProgress";
 
 /// Best-effort note of the error an invocation raised, so that a stuck batch can be explained.
 pub async fn record_error(
@@ -139,16 +148,7 @@ pub async fn record_error(
     error_name: &str,
     message: &str,
 ) -> Result<(), BackfillError> {
-    client
-        .execute(
-            "UPDATE backfill_batch
-                SET invocations = invocations + 1, last_status = 'error',
-                    last_error_name = $3, last_error_message = $4, updated_at = now()
-              WHERE run_id = $1 AND batch = $2",
-            &[&run_id.as_str(), &batch, &error_name, &message],
-        )
-        .await?;
-    Ok(())
+    note_error(client, RECORD_ERROR, run_id, batch, error_name, message).await
 }
 
 /// Marks batches the state machine gave up on after its retries.

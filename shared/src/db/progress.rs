@@ -3,7 +3,7 @@
 //! the same ticker at once.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 
 use crate::contract::TickerError;
 use crate::error::BackfillError;
@@ -80,16 +80,21 @@ pub async fn requeue_candidates(
             &[&run_id.as_str(), &(reprocess == Reprocess::All)],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            let raw: String = r.try_get(0)?;
-            Symbol::parse(&raw).map_err(|e| {
-                BackfillError::StoredDataInvalid(format!(
-                    "backfill_progress of run {run_id} holds a malformed symbol: {e}"
-                ))
-            })
-        })
-        .collect()
+    rows.iter().map(|r| stored_symbol(r, 0, run_id)).collect()
+}
+
+/// A `backfill_progress.symbol` read back: a value that is not a symbol was written by someone
+/// else (or by hand), so it is `StoredDataInvalid`, which no retry can fix.
+fn stored_symbol<I>(row: &Row, column: I, run_id: &RunId) -> Result<Symbol, BackfillError>
+where
+    I: tokio_postgres::row::RowIndex + std::fmt::Display,
+{
+    let raw: String = row.try_get(column)?;
+    Symbol::parse(&raw).map_err(|e| {
+        BackfillError::StoredDataInvalid(format!(
+            "backfill_progress of run {run_id} holds a malformed symbol: {e}"
+        ))
+    })
 }
 
 fn batch_count(tickers: usize, batch_size: i32) -> i32 {
@@ -168,15 +173,9 @@ pub async fn claim_next(
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let raw: String = row.try_get("symbol")?;
-    let symbol = Symbol::parse(&raw).map_err(|e| {
-        BackfillError::StoredDataInvalid(format!(
-            "backfill_progress of run {run_id} holds a malformed symbol: {e}"
-        ))
-    })?;
     Ok(Some(Claim {
         id: row.try_get("id")?,
-        symbol,
+        symbol: stored_symbol(&row, "symbol", run_id)?,
         attempts: row.try_get("attempts")?,
         last_bar_at: row.try_get("last_bar_at")?,
     }))
@@ -373,7 +372,7 @@ const COUNT_COLUMNS: &str = "
     COALESCE(SUM(records_inserted), 0)::bigint      AS records_inserted,
     COALESCE(SUM(records_updated), 0)::bigint       AS records_updated";
 
-fn counts_from_row(row: &tokio_postgres::Row) -> Result<StatusCounts, BackfillError> {
+fn counts_from_row(row: &Row) -> Result<StatusCounts, BackfillError> {
     Ok(StatusCounts {
         pending: row.try_get("pending")?,
         success: row.try_get("success")?,
@@ -558,16 +557,7 @@ pub async fn unsettled(
             &[&run_id.as_str()],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            let raw: String = r.try_get(0)?;
-            Symbol::parse(&raw).map_err(|e| {
-                BackfillError::StoredDataInvalid(format!(
-                    "backfill_progress of run {run_id} holds a malformed symbol: {e}"
-                ))
-            })
-        })
-        .collect()
+    rows.iter().map(|r| stored_symbol(r, 0, run_id)).collect()
 }
 
 /// One day's rows of a grouped run: each listed ticker's inserted and updated counts are added

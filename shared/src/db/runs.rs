@@ -137,11 +137,7 @@ pub async fn find_by_execution_name(
 }
 
 pub async fn get(client: &impl GenericClient, run_id: &RunId) -> Result<RunRecord, BackfillError> {
-    let sql = format!("SELECT {COLUMNS} FROM backfill_run WHERE run_id = $1");
-    match client.query_opt(&sql, &[&run_id.as_str()]).await? {
-        Some(row) => from_row(&row),
-        None => Err(BackfillError::RunNotFound(run_id.to_string())),
-    }
+    select_one(client, run_id, "").await
 }
 
 /// Like [`get`], holding the row lock until the transaction ends, so two resumes of one run
@@ -150,7 +146,15 @@ pub async fn get_for_update(
     client: &impl GenericClient,
     run_id: &RunId,
 ) -> Result<RunRecord, BackfillError> {
-    let sql = format!("SELECT {COLUMNS} FROM backfill_run WHERE run_id = $1 FOR UPDATE");
+    select_one(client, run_id, "FOR UPDATE").await
+}
+
+async fn select_one(
+    client: &impl GenericClient,
+    run_id: &RunId,
+    locking: &str,
+) -> Result<RunRecord, BackfillError> {
+    let sql = format!("SELECT {COLUMNS} FROM backfill_run WHERE run_id = $1 {locking}");
     match client.query_opt(&sql, &[&run_id.as_str()]).await? {
         Some(row) => from_row(&row),
         None => Err(BackfillError::RunNotFound(run_id.to_string())),

@@ -11,21 +11,11 @@ use crate::model::{Selection, Symbol};
 // Recency is the article's `published_at`: `article_ticker` has no time of its own in the
 // original schema. Both statements name only columns the original tables have.
 
-/// Tickers with at least `$1` mentions, joined to `ticker`, by symbol: the original job's query.
-/// `$2` (days, or NULL for all time) limits the mentions counted to articles published since.
-pub const MIN_ARTICLES_SQL: &str = "
-    SELECT t.symbol
-      FROM ticker t
-      JOIN article_ticker at ON at.ticker = t.symbol
-      JOIN article a ON a.id = at.article_id
-     WHERE $2::int IS NULL OR a.published_at >= now() - make_interval(days => $2::int)
-  GROUP BY t.symbol
-    HAVING COUNT(DISTINCT at.article_id) >= $1
-  ORDER BY t.symbol";
-
-/// The `$1` most-mentioned tickers with at least `$2` mentions (in articles published within `$3`
-/// days, or all time when NULL), ties broken by symbol.
-pub const TOP_N_SQL: &str = "
+/// The tickers with at least `$2` mentions (in articles published within `$3` days, or all time
+/// when NULL), joined to `ticker` by symbol: the original job's query. `$1` keeps the most
+/// mentioned (ties broken by symbol); NULL keeps them all (PostgreSQL reads `LIMIT NULL` as no
+/// limit), which is the threshold selection.
+pub const SELECTION_SQL: &str = "
     SELECT t.symbol
       FROM ticker t
       JOIN article_ticker at ON at.ticker = t.symbol
@@ -41,7 +31,7 @@ pub async fn resolve(
     client: &impl GenericClient,
     selection: &Selection,
 ) -> Result<Vec<Symbol>, BackfillError> {
-    let rows = match selection {
+    let (limit, min_articles, within_days) = match selection {
         Selection::Explicit { symbols } => {
             let mut out = symbols.clone();
             out.sort();
@@ -51,21 +41,17 @@ pub async fn resolve(
         Selection::MinArticles {
             min_articles,
             within_days,
-        } => {
-            let days = within_days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
-            client
-                .query(MIN_ARTICLES_SQL, &[min_articles, &days])
-                .await?
-        }
+        } => (None, min_articles, within_days),
         Selection::TopN {
             n,
             min_articles,
             within_days,
-        } => {
-            let days = within_days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
-            client.query(TOP_N_SQL, &[n, min_articles, &days]).await?
-        }
+        } => (Some(*n), min_articles, within_days),
     };
+    let days = within_days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
+    let rows = client
+        .query(SELECTION_SQL, &[&limit, min_articles, &days])
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let raw: String = row.get(0);

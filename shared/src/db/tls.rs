@@ -140,21 +140,28 @@ impl TlsSettings {
             (SslMode::VerifyFull, _) => Check::ChainAndName,
         };
         let verifier: Arc<dyn ServerCertVerifier> = match check {
-            Check::Nothing => Arc::new(AcceptAnyCertificate { provider }),
+            Check::Nothing => Arc::new(LibpqVerifier {
+                provider,
+                chain: None,
+            }),
             Check::Chain | Check::ChainAndName => {
                 let roots = match &self.root_cert {
                     Some(path) => roots_from_file(path)?,
                     None => system_roots()?,
                 };
-                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| {
-                        BackfillError::ConfigurationError(format!(
-                            "cannot build the certificate verifier: {e}"
-                        ))
-                    })?;
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| {
+                            BackfillError::ConfigurationError(format!(
+                                "cannot build the certificate verifier: {e}"
+                            ))
+                        })?;
                 if check == Check::Chain {
-                    Arc::new(ChainOnly { webpki })
+                    Arc::new(LibpqVerifier {
+                        provider,
+                        chain: Some(webpki),
+                    })
                 } else {
                     webpki
                 }
@@ -213,23 +220,37 @@ fn system_roots() -> Result<RootCertStore, BackfillError> {
     Ok(roots)
 }
 
-/// libpq's `prefer`/`require` without a root certificate: encrypted, but anyone can answer.
-/// The handshake signature is still checked, so the session key belongs to the certificate shown.
+/// The checks libpq makes that rustls's own verifier does not: `prefer`/`require` without a root
+/// certificate (`chain: None`: encrypted, but anyone can answer) and `verify-ca` (the chain must
+/// lead to a trusted CA; the name in the certificate may differ from the host dialled: RDS behind
+/// an alias, a proxy, an IP address). The handshake signature is always checked, so the session
+/// key belongs to the certificate shown.
 #[derive(Debug)]
-struct AcceptAnyCertificate {
+struct LibpqVerifier {
     provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-impl ServerCertVerifier for AcceptAnyCertificate {
+impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(webpki) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // webpki checks the name last, after the chain, so a name error means the chain passed.
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -264,60 +285,6 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// libpq's `verify-ca`: the chain must lead to a trusted CA; the name in the certificate may
-/// differ from the host dialled (RDS behind an alias, a proxy, an IP address).
-#[derive(Debug)]
-struct ChainOnly {
-    webpki: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // webpki checks the name last, after the chain, so a name error means the chain passed.
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
     }
 }
 

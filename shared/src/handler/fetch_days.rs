@@ -6,64 +6,32 @@
 //! updated counts are added to its `backfill_progress` row (the upsert's own counts, so a day
 //! fetched again adds nothing), and the day is marked done. In the transaction that finishes the
 //! run's last day, the tickers are settled: `success` for each one some day listed, `failed` /
-//! `NotListedByProvider` for the others. 429s, transient faults and the deadline are handled as
-//! the per-ticker fetch handles them, and the answer is the same `FetchBatchOutput`.
+//! `NotListedByProvider` for the others. The loop over the days, their 429s and transient
+//! faults, the deadline and the answer are the per-ticker fetch's own ([`super::fetch_batch`]):
+//! only what a day is and how one is stored are here.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use chrono::NaiveDate;
+use tokio_postgres::Client;
 use tracing::{info, warn, Instrument};
 
-use super::fetch_batch::{fault_backoff, patient};
+use super::fetch_batch::{
+    ask_provider, rate_limit_message, BatchUnits, ProviderRequest, Turn, UnitResult,
+};
 use super::App;
-use crate::config::Config;
-use crate::contract::{BatchStatus, FetchBatchOutput};
+use crate::contract::FetchBatchOutput;
+use crate::db::progress::StatusCounts;
 use crate::db::runs::RunRecord;
-use crate::db::{batches, days, prices, progress};
+use crate::db::{days, prices, progress};
 use crate::error::BackfillError;
 use crate::model::{Bar, ProviderKind, Symbol};
-use crate::provider::polygon::{new_york_midnight, GroupedDay, PolygonProvider};
+use crate::provider::polygon::grouped::{new_york_midnight, GroupedDay};
+use crate::provider::polygon::PolygonProvider;
 use crate::provider::ProviderError;
-
-/// How often to look again when the batch's remaining days are held by another invocation.
-const LOCK_POLL: Duration = Duration::from_secs(1);
-/// 429s for one day before the invocation gives up and the state machine waits (as for a
-/// per-ticker page: the shared budget already waits out each one's pause).
-const MAX_429_PER_DAY: u32 = 3;
-
-/// Why the day loop ended.
-enum Stop {
-    Drained,
-    Deadline,
-    /// The provider answered 429 (`by_provider`), or the shared budget's next slot is far.
-    RateLimited {
-        retry_after: Option<Duration>,
-        by_provider: bool,
-    },
-    /// Transient faults outlasted the patience for two days in a row.
-    Unavailable,
-}
-
-/// What became of one claimed day.
-enum DayResult {
-    Done {
-        inserted: i64,
-        updated: i64,
-    },
-    RateLimited(Option<Duration>),
-    /// The shared budget has no slot soon enough: nothing was sent, the day is untouched.
-    Throttled(Duration),
-    /// Transient faults on every try within the patience; the day stays pending.
-    Unavailable(ProviderError),
-}
-
-enum Turn {
-    Day(NaiveDate, DayResult),
-    Drained,
-    HeldElsewhere,
-}
 
 impl App {
     /// Works on a grouped run's batch of days until it is drained, rate limited, out of patience
@@ -92,195 +60,78 @@ impl App {
                 .into_iter()
                 .collect()
         };
-
-        let mut tried: Vec<NaiveDate> = Vec::new();
-        let (mut inserted, mut updated, mut finished, mut attempted) = (0i64, 0i64, 0i64, 0i64);
-        let mut db_fault: Option<(StdInstant, u32)> = None;
-        let mut fault: Option<(String, String)> = None;
-        let mut faulted_in_a_row = 0u32;
-        let stop = loop {
-            if attempted > 0 && tokio::time::Instant::now() >= stop_at {
-                break Stop::Deadline;
-            }
-            // After a day used up the patience, the next one gets a single try.
-            let patience = if faulted_in_a_row == 0 {
-                self.config().fault_patience
-            } else {
-                Duration::ZERO
-            };
-            let turn = self
-                .day_turn(&run, batch, &tried, &polygon, &tickers, stop_at, patience)
-                .await;
-            let turn = match turn {
-                Ok(turn) => {
-                    db_fault = None;
-                    turn
-                }
-                Err(e @ BackfillError::DatabaseUnavailable(_)) => {
-                    let (since, faults) = db_fault.get_or_insert((StdInstant::now(), 0));
-                    *faults += 1;
-                    let wait = fault_backoff(self.config(), *faults, &mut rand::rng());
-                    if !patient(*since, wait, self.config().fault_patience, stop_at) {
-                        return Err(e);
-                    }
-                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "database connection lost; retrying");
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match turn {
-                Turn::Drained => break Stop::Drained,
-                Turn::HeldElsewhere => {
-                    if tokio::time::Instant::now() + LOCK_POLL >= stop_at {
-                        break Stop::Drained;
-                    }
-                    tokio::time::sleep(LOCK_POLL).await;
-                }
-                Turn::Day(day, result) => {
-                    attempted += 1;
-                    tried.push(day);
-                    match result {
-                        DayResult::Done {
-                            inserted: i,
-                            updated: u,
-                        } => {
-                            inserted += i;
-                            updated += u;
-                            finished += 1;
-                            faulted_in_a_row = 0;
-                        }
-                        DayResult::RateLimited(retry_after) => {
-                            break Stop::RateLimited {
-                                retry_after,
-                                by_provider: true,
-                            }
-                        }
-                        DayResult::Throttled(wait) => {
-                            break Stop::RateLimited {
-                                retry_after: Some(wait),
-                                by_provider: false,
-                            }
-                        }
-                        DayResult::Unavailable(e) => {
-                            fault = Some((e.name().to_string(), e.to_string()));
-                            faulted_in_a_row += 1;
-                            if faulted_in_a_row >= 2 {
-                                break Stop::Unavailable;
-                            }
-                        }
-                    }
-                }
-            }
-        };
-
-        let client = self.db().await?;
-        let run_id = run.run_id.clone();
-        let days_left = days::pending(&**client, &run_id, Some(batch)).await?;
-        let counts = progress::counts(&**client, &run_id, None).await?;
-        let (mut status, provider_wait) = match &stop {
-            Stop::RateLimited { retry_after, .. } => (BatchStatus::RateLimited, *retry_after),
-            _ if days_left == 0 => (BatchStatus::Done, None),
-            Stop::Unavailable => (BatchStatus::Unavailable, None),
-            Stop::Drained if fault.is_some() => (BatchStatus::Unavailable, None),
-            Stop::Drained | Stop::Deadline => (BatchStatus::Partial, None),
-        };
-        let record =
-            batches::record_invocation(&**client, &run_id, batch, status.as_str(), finished > 0)
-                .await?;
-        if let (BatchStatus::Unavailable, Some((error_name, message))) = (status, &fault) {
-            batches::note_fault(&**client, &run_id, batch, error_name, message).await?;
-            if record.idle >= self.config().no_progress_timeout {
-                let why = format!(
-                    "no day of batch {batch} finished for {}s (NO_PROGRESS_TIMEOUT_SECONDS {}); \
-                     the last fault was {error_name}: {message}",
-                    record.idle.as_secs(),
-                    self.config().no_progress_timeout.as_secs()
-                );
-                batches::mark_stalled(&**client, &run_id, batch, &why).await?;
-                warn!(
-                    idle_s = record.idle.as_secs(),
-                    "no progress for too long; giving the batch up"
-                );
-                status = BatchStatus::Stalled;
-            }
-        }
-        let retry_after_seconds = match status {
-            // The wait the shared budget named (its next slot, or a 429's pause).
-            BatchStatus::RateLimited => Some(
-                provider_wait
-                    .unwrap_or(self.config().rate_limit_pause)
-                    .as_secs_f64()
-                    .ceil()
-                    .max(1.0) as u64,
-            ),
-            BatchStatus::Unavailable => Some(
-                fault_backoff(
-                    self.config(),
-                    u32::try_from(record.fault_streak.max(1)).unwrap_or(1),
-                    &mut rand::rng(),
-                )
-                .as_secs()
-                .max(1),
-            ),
-            BatchStatus::Done | BatchStatus::Partial | BatchStatus::Stalled => None,
-        };
-        // As for per-ticker batches: only a 429 this invocation could not get past, with no day
-        // finished, counts towards the state machine's max_rate_limit_rounds.
-        let rate_limit_round = matches!(
-            stop,
-            Stop::RateLimited {
-                by_provider: true,
-                ..
-            }
-        ) && finished == 0;
-        info!(
-            strategy = "grouped",
-            rate_limit_round,
-            status = status.as_str(),
-            retry_after_seconds,
-            days_attempted = attempted,
-            days_done = finished,
-            days_left,
-            records_inserted = inserted,
-            records_updated = updated,
-            pending = counts.pending,
-            failed = counts.failed,
-            success = counts.success,
-            "batch invocation finished"
-        );
-        // A grouped batch holds days, not tickers: the ticker counts are the run's.
-        Ok(FetchBatchOutput {
-            run_id,
+        let days = Days {
+            app: self,
+            run: &run,
             batch,
-            status,
-            retry_after_seconds,
-            rate_limit_round,
-            success: counts.success,
-            failed: counts.failed,
-            rate_limited: counts.rate_limited,
-            pending: counts.pending,
-            records_inserted: inserted,
-            records_updated: updated,
-            attempted,
-        })
+            polygon: &polygon,
+            tickers: &tickers,
+            stop_at,
+        };
+        self.work_batch(&days, run.run_id.clone(), batch, stop_at)
+            .await
+    }
+}
+
+/// A grouped run's batch: its days, each one grouped daily request.
+#[derive(Clone, Copy)]
+struct Days<'a> {
+    app: &'a App,
+    run: &'a RunRecord,
+    batch: i32,
+    polygon: &'a PolygonProvider,
+    /// The run's tickers not settled yet: a day's answer is kept for these only.
+    tickers: &'a HashSet<Symbol>,
+    stop_at: tokio::time::Instant,
+}
+
+impl BatchUnits for Days<'_> {
+    type Key = NaiveDate;
+    const NOUN: &'static str = "day";
+
+    /// A grouped batch holds days, not tickers: the ticker counts are the run's.
+    async fn standing(&self, client: &Client) -> Result<(i64, StatusCounts), BackfillError> {
+        let run_id = &self.run.run_id;
+        let days_left = days::pending(client, run_id, Some(self.batch)).await?;
+        Ok((days_left, progress::counts(client, run_id, None).await?))
     }
 
-    /// One turn: claim the batch's next day, fetch it, and commit what became of it (the day's
-    /// bars, the tickers' counts and the day's `done` together).
-    #[allow(clippy::too_many_arguments)]
-    async fn day_turn(
+    fn log_finished(&self, answer: &FetchBatchOutput, finished: i64, left: i64) {
+        let status = answer.status.as_str();
+        info!(
+            strategy = "grouped",
+            rate_limit_round = answer.rate_limit_round,
+            status,
+            retry_after_seconds = answer.retry_after_seconds,
+            days_attempted = answer.attempted,
+            days_done = finished,
+            days_left = left,
+            records_inserted = answer.records_inserted,
+            records_updated = answer.records_updated,
+            pending = answer.pending,
+            failed = answer.failed,
+            success = answer.success,
+            "batch invocation finished"
+        );
+    }
+
+    /// Claims the batch's next day, fetches it, and commits what became of it (the day's bars,
+    /// the tickers' counts and the day's `done` together).
+    async fn turn(
         &self,
-        run: &RunRecord,
-        batch: i32,
         tried: &[NaiveDate],
-        polygon: &PolygonProvider,
-        tickers: &HashSet<Symbol>,
-        stop_at: tokio::time::Instant,
         patience: Duration,
-    ) -> Result<Turn, BackfillError> {
+    ) -> Result<Turn<NaiveDate>, BackfillError> {
+        let Days {
+            app,
+            run,
+            batch,
+            polygon,
+            tickers,
+            stop_at,
+        } = *self;
         let run_id = &run.run_id;
-        let mut client = self.db().await?;
+        let mut client = app.db().await?;
         let tx = client.transaction().await?;
         let Some(day) = days::claim_next(&*tx, run_id, batch, tried).await? else {
             drop(tx);
@@ -291,18 +142,14 @@ impl App {
         };
         let span = tracing::info_span!("day", day = %day);
         let clock = StdInstant::now();
-        let answer = next_day(polygon, day, self.config(), patience, stop_at)
+        let mut request = GroupedDaily { polygon, day };
+        let answer = ask_provider(app.config(), patience, stop_at, &mut request)
             .instrument(span.clone())
             .await;
         let grouped = match answer {
             Ok(grouped) => grouped,
             Err(ProviderError::RateLimited { retry_after }) => {
-                let message = match retry_after {
-                    Some(wait) => {
-                        format!("rate limited by polygon; retry after {}s", wait.as_secs())
-                    }
-                    None => "rate limited by polygon (no Retry-After given)".to_string(),
-                };
+                let message = rate_limit_message(run.provider, retry_after);
                 days::record_problem(&*tx, run_id, day, "RateLimited", &message).await?;
                 tx.commit().await?;
                 span.in_scope(|| {
@@ -311,18 +158,18 @@ impl App {
                         "rate limited; stopping the batch"
                     )
                 });
-                return Ok(Turn::Day(day, DayResult::RateLimited(retry_after)));
+                return Ok(Turn::Unit(day, UnitResult::RateLimited(retry_after)));
             }
             Err(ProviderError::Throttled { wait }) => {
                 // Nothing was sent: the day stays as it was, for the next invocation.
                 drop(tx);
-                return Ok(Turn::Day(day, DayResult::Throttled(wait)));
+                return Ok(Turn::Unit(day, UnitResult::Throttled(wait)));
             }
             Err(e) if e.is_transient() => {
                 days::record_problem(&*tx, run_id, day, e.name(), &e.to_string()).await?;
                 tx.commit().await?;
                 span.in_scope(|| warn!(error_name = e.name(), error = %e, "transient provider faults outlasted this invocation's patience"));
-                return Ok(Turn::Day(day, DayResult::Unavailable(e)));
+                return Ok(Turn::Unit(day, UnitResult::Unavailable(e)));
             }
             Err(e) => {
                 // A refused key, or an answer that breaks the contract: the same request gets the
@@ -364,13 +211,27 @@ impl App {
                 info!(success, failed, "every day done; tickers settled");
             }
         });
-        Ok(Turn::Day(
+        Ok(Turn::Unit(
             day,
-            DayResult::Done {
+            UnitResult::Done {
                 inserted: stored.inserted,
                 updated: stored.updated,
             },
         ))
+    }
+}
+
+/// The grouped daily request for one day.
+struct GroupedDaily<'a> {
+    polygon: &'a PolygonProvider,
+    day: NaiveDate,
+}
+
+impl ProviderRequest for GroupedDaily<'_> {
+    type Answer = GroupedDay;
+
+    fn send(&mut self) -> impl Future<Output = Result<GroupedDay, ProviderError>> + Send {
+        self.polygon.grouped_daily(self.day)
     }
 }
 
@@ -413,52 +274,6 @@ async fn store_day(
         inserted: listed.iter().map(|(_, i, _)| i).sum(),
         updated: listed.iter().map(|(_, _, u)| u).sum(),
     })
-}
-
-/// The grouped answer for `day`, with transient faults retried here (the day's claim held),
-/// for at most `patience` and never past `stop_at`.
-async fn next_day(
-    polygon: &PolygonProvider,
-    day: NaiveDate,
-    config: &Config,
-    patience: Duration,
-    stop_at: tokio::time::Instant,
-) -> Result<GroupedDay, ProviderError> {
-    let clock = StdInstant::now();
-    let mut faults = 0u32;
-    let mut answered_429 = 0u32;
-    loop {
-        match polygon.grouped_daily(day).await {
-            // The adapter paused the shared budget: asking again waits for the pause's end
-            // through the budget, or ends the invocation when that is far.
-            Err(ProviderError::RateLimited { retry_after }) => {
-                answered_429 += 1;
-                if answered_429 >= MAX_429_PER_DAY {
-                    return Err(ProviderError::RateLimited { retry_after });
-                }
-                warn!(
-                    retry_after_s = retry_after.map(|d| d.as_secs()),
-                    "rate limited; asking again through the shared budget"
-                );
-            }
-            // Far because of the provider's own 429: the day was rate limited.
-            Err(ProviderError::Throttled { wait }) if answered_429 > 0 => {
-                return Err(ProviderError::RateLimited {
-                    retry_after: Some(wait),
-                })
-            }
-            Err(e) if e.is_transient() => {
-                faults += 1;
-                let wait = fault_backoff(config, faults, &mut rand::rng());
-                if !patient(clock, wait, patience, stop_at) {
-                    return Err(e);
-                }
-                warn!(error_name = e.name(), error = %e, faults, retry_in_ms = wait.as_millis() as u64, "transient provider fault; retrying");
-                tokio::time::sleep(wait).await;
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Calls made by a grouped run ÷ the fewest it could make: `calls` (grouped requests the

@@ -6,6 +6,7 @@ pub mod fetch_days;
 pub mod finalize_run;
 pub mod payload;
 pub mod select_tickers;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -2,7 +2,7 @@
 //!
 //! Yahoo limits the caller's IP and Polygon the API key, not one process: with N concurrent
 //! instances each pacing itself, the provider sees N times the rate and answers 429s. So the
-//! budget lives outside the instances (in PostgreSQL, [`crate::db::rate_budget`]) and every
+//! budget lives outside the instances (in PostgreSQL: the `db::rate_budget` adapter) and every
 //! request reserves its slot there first. The [`RateGate`] in front of each adapter turns a
 //! reservation into either a short sleep (the slot is near) or [`ProviderError::Throttled`] (the
 //! slot is far: fetch-batch commits and returns `rate_limited`, and the state machine's Wait state
@@ -168,7 +168,7 @@ impl RateBudget for RecordingBudget {
 }
 
 /// The same budget kept in this process's memory: a fake of the port for tests and tools that
-/// run one process. The rule is the database's ([`crate::db::rate_budget`]): a slot every
+/// run one process. The rule is the PostgreSQL adapter's (`db::rate_budget`): a slot every
 /// `interval`, never before a pause ends, reserved only when it is within `max_wait`.
 pub struct LocalRateBudget {
     interval: Duration,

@@ -1,5 +1,6 @@
-//! The HTTP exchange both adapters share: one GET, its status, `Retry-After` and body, with
-//! transport failures named `Unavailable` and the URL (which may carry an API key) left out.
+//! The HTTP exchange both adapters share: one GET paced by the shared request budget, its
+//! status, `Retry-After` and body, with transport failures named `Unavailable` and the URL (which
+//! may carry an API key) left out.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
+use super::budget::RateGate;
 use super::ProviderError;
 use crate::model::Symbol;
 
@@ -17,8 +19,23 @@ pub(super) struct Answer {
     pub body: String,
 }
 
-/// Sends `request` (asking for JSON) and reads the whole body.
+/// Sends `request` (asking for JSON) in its slot of `gate`'s budget and reads the whole body.
+/// A 429 pauses the whole budget, so that everyone sharing it holds off, not only this request.
 pub(super) async fn send(
+    gate: &RateGate,
+    request: RequestBuilder,
+    provider: &str,
+    symbol: &Symbol,
+) -> Result<Answer, ProviderError> {
+    gate.acquire().await?;
+    let answer = exchange(request, provider, symbol).await?;
+    if answer.status == StatusCode::TOO_MANY_REQUESTS {
+        gate.limited(answer.retry_after).await;
+    }
+    Ok(answer)
+}
+
+async fn exchange(
     request: RequestBuilder,
     provider: &str,
     symbol: &Symbol,

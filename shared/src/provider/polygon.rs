@@ -9,9 +9,7 @@
 //! same (no `results`); `DELAYED` is a success; volumes may be floats. The key travels in the
 //! query string, so no URL ever reaches an error message or a log line.
 
-mod grouped;
-
-pub use grouped::{new_york_midnight, GroupedDay};
+pub mod grouped;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -181,18 +179,13 @@ impl PolygonProvider {
             requests: 1,
             ..FetchedBars::default()
         };
-        self.gate.acquire().await?;
         let request = self.http.get(self.with_key(url));
         let Answer {
             status,
             retry_after,
             body,
-        } = http::send(request, "polygon", symbol).await?;
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            // Everyone sharing the budget holds off, not only this request.
-            self.gate.limited(retry_after).await;
-        }
-        let page = interpret(status, retry_after, &body, symbol);
+        } = http::send(&self.gate, request, "polygon", symbol).await?;
+        let page = interpret(status, retry_after, &body, "aggregates", symbol);
         // The body can be megabytes: gone before the bars are built.
         drop(body);
         tracing::debug!(
@@ -215,17 +208,9 @@ impl PolygonProvider {
             if ts < from || ts >= to {
                 continue;
             }
-            let volume = agg.v.filter(|v| v.is_finite()).map(|v| v.round() as i64);
-            match (agg.o, agg.h, agg.l, agg.c, volume) {
-                (Some(o), Some(h), Some(l), Some(c), Some(v)) => fetched.bars.push(Bar {
-                    ts,
-                    open: Some(o),
-                    high: Some(h),
-                    low: Some(l),
-                    close: c,
-                    volume: Some(v),
-                }),
-                _ => fetched.skipped += 1,
+            match agg.bar(ts) {
+                Some(bar) => fetched.bars.push(bar),
+                None => fetched.skipped += 1,
             }
         }
         fetched.bars.sort_by_key(|b| b.ts);
@@ -353,16 +338,22 @@ impl PriceProvider for PolygonProvider {
     }
 }
 
+/// A 200 answer: the aggregates of one ticker (`/v2/aggs/ticker/…/range/…`, paged by
+/// `next_url`), or the grouped daily bars of one day (`/v2/aggs/grouped/…`, one page, each
+/// result naming its ticker in `T`).
 #[derive(Debug, Deserialize)]
 struct Page {
     status: String,
-    /// Absent for an empty range and for an unknown ticker alike.
+    /// Absent for an empty range, an unknown ticker and a day without trading alike.
     results: Option<Vec<Agg>>,
     next_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Agg {
+    /// Grouped bars only.
+    #[serde(rename = "T")]
+    ticker: Option<String>,
     t: i64,
     o: Option<f64>,
     h: Option<f64>,
@@ -370,6 +361,25 @@ struct Agg {
     c: Option<f64>,
     /// A float on the wire (adjusted volumes can be fractional).
     v: Option<f64>,
+}
+
+impl Agg {
+    /// The bar keyed at `ts`, or `None` when a price or the volume is missing (such bars are
+    /// counted as skipped, never stored half empty).
+    fn bar(&self, ts: DateTime<Utc>) -> Option<Bar> {
+        let volume = self.v.filter(|v| v.is_finite()).map(|v| v.round() as i64);
+        match (self.o, self.h, self.l, self.c, volume) {
+            (Some(o), Some(h), Some(l), Some(c), Some(v)) => Some(Bar {
+                ts,
+                open: Some(o),
+                high: Some(h),
+                low: Some(l),
+                close: c,
+                volume: Some(v),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Polygon's error bodies: `{"status":"NOT_AUTHORIZED","message":…}` or
@@ -396,25 +406,26 @@ impl ErrorBody {
     }
 }
 
-/// Maps one aggregates response to a page or to the error it means. Messages built here may
-/// quote the body; the caller redacts the key.
+/// Maps one response (aggregates, or a grouped day) to its body or to the error it means.
+/// Messages built here may quote the body; the caller redacts the key.
 fn interpret(
     status: StatusCode,
     retry_after: Option<std::time::Duration>,
     body: &str,
+    what: &str,
     symbol: &Symbol,
 ) -> Result<Page, ProviderError> {
     match status {
         StatusCode::OK => {
             let page: Page = serde_json::from_str(body).map_err(|e| {
-                // Cut or garbled: worth another try; well-formed but not aggregates: permanent.
+                // Cut or garbled: worth another try; well-formed but not this JSON: permanent.
                 if e.is_syntax() || e.is_eof() {
                     ProviderError::Garbled(format!(
-                        "polygon sent aggregates for {symbol} that are not complete JSON ({e})"
+                        "polygon sent {what} for {symbol} that are not complete JSON ({e})"
                     ))
                 } else {
                     ProviderError::MalformedResponse(format!(
-                        "polygon sent aggregates for {symbol} that cannot be read: not aggregates JSON ({e})"
+                        "polygon sent {what} for {symbol} that cannot be read ({e})"
                     ))
                 }
             })?;
@@ -422,7 +433,7 @@ fn interpret(
                 // DELAYED: a plan with delayed data; the bars are as good for history.
                 "OK" | "DELAYED" => Ok(page),
                 other => Err(ProviderError::MalformedResponse(format!(
-                    "polygon answered status {other:?} for {symbol}: {}",
+                    "polygon answered status {other:?} for the {what} of {symbol}: {}",
                     ErrorBody::describe(body)
                 ))),
             }

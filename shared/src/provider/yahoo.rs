@@ -9,7 +9,7 @@
 //! Bars are keyed the way the rest of `stock_price_history` is (other jobs write it with
 //! yfinance): intraday bars at their period start, daily bars at 00:00 of the trading day in the
 //! exchange's time zone. Yahoo's stamps differ from that in three ways, all repaired in
-//! [`parse_chart`]:
+//! `parse_chart`:
 //! - a daily bar is stamped at the session open, and the bar of a session in progress at
 //!   `meta.regularMarketTime`: both become the local midnight of their trading day;
 //! - the intraday bar of the period in progress is stamped at `meta.regularMarketTime`, off the
@@ -255,17 +255,12 @@ impl YahooProvider {
     ) -> Result<FetchedBars, ProviderError> {
         let requested_as = yahoo_symbol(symbol);
         let url = self.chart_url(&requested_as, range, interval)?;
-        self.gate.acquire().await?;
         let request = self.http.get(url).header(USER_AGENT, BROWSER_USER_AGENT);
         let Answer {
             status,
             retry_after,
             body,
-        } = http::send(request, "yahoo", symbol).await?;
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            // Everyone sharing the budget holds off, not only this request.
-            self.gate.limited(retry_after).await;
-        }
+        } = http::send(&self.gate, request, "yahoo", symbol).await?;
         let request = ChartRequest {
             symbol,
             requested_as: &requested_as,

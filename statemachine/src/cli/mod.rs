@@ -29,12 +29,15 @@ pub use request::{execution_name_for_resume, new_run_input, resume_input, valida
 /// Talks to Step Functions through the standard AWS environment (AWS_REGION, credentials,
 /// AWS_ENDPOINT_URL for the local stack) and to the database through DATABASE_URL (or
 /// DATABASE_SECRET_ARN). Exit codes: 0 success; 1 the run finished with failed tickers, is
-/// incomplete or its execution failed, or AWS / the database is unreachable; 2 bad input,
-/// unknown run or missing configuration (nothing started); 130 interrupted while following.
+/// incomplete or its execution failed, `verify` found missing bars, or AWS / the database is
+/// unreachable; 2 bad input (a `plan` over the batch cap included), unknown run, a run another
+/// execution holds (resume) or missing configuration (nothing started); 130 interrupted while
+/// following.
 #[derive(Debug, Parser)]
 #[command(name = "backfill", version)]
 pub struct Cli {
-    /// The state machine to start executions of (start, resume).
+    /// The state machine to start executions of (start, resume); `status RUN_ID` also uses it to
+    /// close a run whose execution has ended.
     #[arg(long, env = "STATE_MACHINE_ARN", global = true, value_name = "ARN")]
     pub state_machine_arn: Option<String>,
 
@@ -242,7 +245,7 @@ where
             let executions = connect().await?;
             resume::run(&executions, &arn, prepared, db, args.wait, args.force).await
         }
-        Command::Status(args) => status::run(&args, arn.as_deref()).await,
+        Command::Status(args) => status::run(&args, arn.as_deref(), connect).await,
         Command::Plan(args) => plan::run(&args).await,
         Command::Migrate => migrate::run().await,
         Command::Verify(args) => verify::run(&args).await,

@@ -5,9 +5,16 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use shared::model::Selection;
 
-/// Left-aligned text columns, right-aligned numeric ones, two spaces apart.
-pub fn table(headers: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+/// How a column's cells line up: text to the left, numbers to the right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Text,
+    Number,
+}
+
+/// A table under `columns` (header and alignment), columns two spaces apart.
+pub fn table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = columns.iter().map(|(h, _)| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
@@ -20,7 +27,7 @@ pub fn table(headers: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String
                 out.push_str("  ");
             }
             let pad = widths[i].saturating_sub(cell.chars().count());
-            if numeric.get(i).copied().unwrap_or(false) {
+            if columns.get(i).map(|(_, a)| *a) == Some(Align::Number) {
                 out.push_str(&" ".repeat(pad));
                 out.push_str(cell);
             } else {
@@ -30,7 +37,7 @@ pub fn table(headers: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String
         }
         out.trim_end().to_string()
     };
-    let mut out = line(&mut headers.iter().copied());
+    let mut out = line(&mut columns.iter().map(|(h, _)| *h));
     out.push('\n');
     for row in rows {
         out.push_str(&line(&mut row.iter().map(String::as_str)));
@@ -152,8 +159,8 @@ pub fn problem_table(title: &str, rows: &[Vec<String>], limit: usize, see: &str)
     let _ = writeln!(out, "{title} ({}):", rows.len());
     let shown = &rows[..rows.len().min(limit)];
     // Headerless: the title says what the columns are.
-    let headers = vec![""; rows[0].len()];
-    for line in table(&headers, &[], shown).lines().skip(1) {
+    let columns = vec![("", Align::Text); rows[0].len()];
+    for line in table(&columns, shown).lines().skip(1) {
         let _ = writeln!(out, "  {line}");
     }
     if rows.len() > limit {
@@ -180,8 +187,7 @@ mod tests {
     #[test]
     fn tables_align_text_left_and_numbers_right() {
         let t = table(
-            &["NAME", "N"],
-            &[false, true],
+            &[("NAME", Align::Text), ("N", Align::Number)],
             &[
                 vec!["a".into(), "10".into()],
                 vec!["long".into(), "2".into()],

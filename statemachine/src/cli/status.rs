@@ -1,6 +1,8 @@
-//! `backfill status [RUN_ID] [--json]`: SQL only, so it works without AWS.
+//! `backfill status [RUN_ID] [--json]`: SQL, plus a look at Step Functions only when a run is
+//! still `running` (to close one whose execution has ended); it works without AWS.
 
 use std::fmt::Write as _;
+use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -9,9 +11,11 @@ use shared::db::{progress, runs};
 use shared::model::{Interval, ProviderKind, RunId, Selection};
 use tokio_postgres::GenericClient;
 
+use super::render::{self, Align};
 use super::run_ref::RunRef;
-use super::{render, StatusArgs};
+use super::StatusArgs;
 use crate::error::{exit, CliError};
+use crate::executions::Executions;
 use crate::store::{self, BatchProblem};
 
 /// Problems listed per category in the text report (JSON lists them all).
@@ -101,14 +105,25 @@ pub struct RunRow {
     pub records_updated: i64,
 }
 
-pub async fn run(args: &StatusArgs, state_machine_arn: Option<&str>) -> Result<u8, CliError> {
+/// `connect` gives the Step Functions port, asked for only when a running run's execution must
+/// be checked.
+pub async fn run<E, F, Fut>(
+    args: &StatusArgs,
+    state_machine_arn: Option<&str>,
+    connect: F,
+) -> Result<u8, CliError>
+where
+    E: Executions,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<E, CliError>>,
+{
     let target = args.run_id.as_deref().map(RunRef::parse).transpose()?;
     let mut client = store::connect_from_env().await?;
     match target {
         Some(target) => {
             let run_id = target.resolve(&client).await?;
             if let Some(arn) = state_machine_arn {
-                close_if_abandoned(&mut client, arn, &run_id).await;
+                close_if_abandoned(&mut client, arn, &run_id, connect).await;
             }
             let report = load_report(&client, &run_id).await?;
             if args.json {
@@ -134,13 +149,22 @@ pub async fn run(args: &StatusArgs, state_machine_arn: Option<&str>) -> Result<u
 /// A run left `running` by an execution that has ended (it died, or FinalizeRun could not reach
 /// the database) is closed truthfully here, so that no finished execution leaves its run open.
 /// Best effort: status works without AWS, and says so when it cannot look.
-async fn close_if_abandoned(client: &mut tokio_postgres::Client, arn: &str, run_id: &RunId) {
+async fn close_if_abandoned<E, F, Fut>(
+    client: &mut tokio_postgres::Client,
+    arn: &str,
+    run_id: &RunId,
+    connect: F,
+) where
+    E: Executions,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<E, CliError>>,
+{
     let closed = async {
         let run = runs::get(&*client, run_id).await?;
         if run.lease_execution.is_none() || run.status != shared::contract::RunStatus::Running {
             return Ok(());
         }
-        let executions = crate::executions::SfnExecutions::from_env().await?;
+        let executions = connect().await?;
         let tx = client.transaction().await?;
         let run = runs::get_for_update(&tx, run_id).await?;
         super::lease::reconcile(&tx, &executions, arn, &run).await?;
@@ -247,26 +271,23 @@ pub fn render_runs(rows: &[RunRow]) -> String {
             ]
         })
         .collect();
-    render::table(
-        &[
-            "RUN ID",
-            "STATUS",
-            "CREATED (UTC)",
-            "WINDOW",
-            "INTERVAL",
-            "PROVIDER",
-            "TICKERS",
-            "SUCCESS",
-            "FAILED",
-            "RATE_LIMITED",
-            "PENDING",
-        ],
-        &[
-            false, false, false, false, false, false, true, true, true, true, true,
-        ],
-        &cells,
-    )
+    render::table(&RUN_COLUMNS, &cells)
 }
+
+/// The recent-runs table's columns, in the order `render_runs` fills them.
+const RUN_COLUMNS: [(&str, Align); 11] = [
+    ("RUN ID", Align::Text),
+    ("STATUS", Align::Text),
+    ("CREATED (UTC)", Align::Text),
+    ("WINDOW", Align::Text),
+    ("INTERVAL", Align::Text),
+    ("PROVIDER", Align::Text),
+    ("TICKERS", Align::Number),
+    ("SUCCESS", Align::Number),
+    ("FAILED", Align::Number),
+    ("RATE_LIMITED", Align::Number),
+    ("PENDING", Align::Number),
+];
 
 pub fn render_report(r: &RunReport) -> String {
     let mut out = String::new();

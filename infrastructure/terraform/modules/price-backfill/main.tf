@@ -38,6 +38,13 @@ locals {
     PROVIDER_REQUESTS_PER_MINUTE = var.provider_requests_per_minute == null ? null : tostring(var.provider_requests_per_minute)
     PROVIDER_SECRET_ARN          = local.provider_secret_arn
   }
+  # What the functions that call the provider see, and what finalize-run (no provider) sees.
+  provider_function_environment = tomap({
+    for k, v in merge(local.common_environment, local.provider_environment, var.extra_environment) : k => v if v != null
+  })
+  database_only_environment = tomap({
+    for k, v in merge(local.common_environment, var.extra_environment) : k => v if v != null
+  })
 
   # One entry per folder under functions/ (infrastructure/tests checks it). What each one calls:
   # select-tickers validates the provider's range (so it may read the provider key) and writes the
@@ -49,9 +56,7 @@ locals {
       timeout_seconds      = var.select_tickers_timeout_seconds
       reserved_concurrency = var.select_tickers_reserved_concurrency
       secret_arns          = compact([local.database_secret_arn, local.provider_secret_arn])
-      environment = tomap({
-        for k, v in merge(local.common_environment, local.provider_environment, var.extra_environment) : k => v if v != null
-      })
+      environment          = local.provider_function_environment
     }
     "fetch-batch" = {
       description          = "price-backfill: fetch and upsert one batch of tickers, paced; returns done, partial, rate_limited, unavailable or stalled"
@@ -59,9 +64,7 @@ locals {
       timeout_seconds      = var.fetch_batch_timeout_seconds
       reserved_concurrency = var.fetch_batch_reserved_concurrency
       secret_arns          = compact([local.database_secret_arn, local.provider_secret_arn])
-      environment = tomap({
-        for k, v in merge(local.common_environment, local.provider_environment, var.extra_environment) : k => v if v != null
-      })
+      environment          = local.provider_function_environment
     }
     "finalize-run" = {
       description          = "price-backfill: close a run and summarise it"
@@ -69,9 +72,7 @@ locals {
       timeout_seconds      = var.finalize_run_timeout_seconds
       reserved_concurrency = var.finalize_run_reserved_concurrency
       secret_arns          = compact([local.database_secret_arn])
-      environment = tomap({
-        for k, v in merge(local.common_environment, var.extra_environment) : k => v if v != null
-      })
+      environment          = local.database_only_environment
     }
   }
 

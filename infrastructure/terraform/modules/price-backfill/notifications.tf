@@ -17,32 +17,25 @@ resource "aws_sns_topic" "notifications" {
 }
 
 data "aws_iam_policy_document" "notifications" {
-  statement {
-    sid     = "EventBridgeRulePublishes"
-    actions = ["sns:Publish"]
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
+  # Each AWS service may publish only for its own source: the execution-status rule, the alarm.
+  dynamic "statement" {
+    for_each = {
+      EventBridgeRulePublishes = { service = "events.amazonaws.com", source = aws_cloudwatch_event_rule.execution_status.arn }
+      AlarmPublishes           = { service = "cloudwatch.amazonaws.com", source = aws_cloudwatch_metric_alarm.executions_failed.arn }
     }
-    resources = [aws_sns_topic.notifications.arn]
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.execution_status.arn]
-    }
-  }
-  statement {
-    sid     = "AlarmPublishes"
-    actions = ["sns:Publish"]
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-    resources = [aws_sns_topic.notifications.arn]
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_metric_alarm.executions_failed.arn]
+    content {
+      sid     = statement.key
+      actions = ["sns:Publish"]
+      principals {
+        type        = "Service"
+        identifiers = [statement.value.service]
+      }
+      resources = [aws_sns_topic.notifications.arn]
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [statement.value.source]
+      }
     }
   }
 }

@@ -313,7 +313,7 @@ variable "schedule_lookback_days" {
 }
 
 variable "schedule_input" {
-  description = "More fields of the scheduled execution input (see README, select-tickers contract), e.g. { top_n = 100, interval = \"1h\", max_concurrency = 4 }. lookback_days comes from schedule_lookback_days, execution_name is always the execution's own name (scheduled-<id>): neither can be overridden here."
+  description = "More fields of the scheduled execution input (see the select-tickers contract: rustdoc of shared::contract::SelectTickersInput), e.g. { top_n = 100, interval = \"1h\", max_concurrency = 4 }. lookback_days comes from schedule_lookback_days, execution_name is always the execution's own name (scheduled-<id>): neither can be overridden here."
   type        = any
   default     = {}
 }

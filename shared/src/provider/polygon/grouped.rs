@@ -19,11 +19,10 @@
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
-use serde::Deserialize;
 use url::Url;
 
 use super::super::http::{self, Answer};
-use super::{interpret, ErrorBody, PolygonProvider};
+use super::{interpret, PolygonProvider};
 use crate::model::{Bar, Symbol};
 use crate::provider::ProviderError;
 
@@ -47,25 +46,8 @@ pub fn new_york_midnight(day: NaiveDate) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-#[derive(Debug, Deserialize)]
-struct GroupedPage {
-    status: String,
-    /// Absent on a day without trading.
-    results: Option<Vec<GroupedAgg>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct GroupedAgg {
-    #[serde(rename = "T")]
-    ticker: String,
-    t: i64,
-    o: Option<f64>,
-    h: Option<f64>,
-    l: Option<f64>,
-    c: Option<f64>,
-    /// A float on the wire, as in the per-ticker aggregates.
-    v: Option<f64>,
-}
+/// How messages name a grouped answer (the per-ticker ones are "aggregates").
+const GROUPED: &str = "grouped daily bars";
 
 impl PolygonProvider {
     fn grouped_url(&self, day: NaiveDate) -> Result<Url, ProviderError> {
@@ -98,17 +80,13 @@ impl PolygonProvider {
         })?;
         let key = new_york_midnight(day)
             .ok_or_else(|| ProviderError::Rejected(format!("{day} has no midnight in New York")))?;
-        self.gate.acquire().await?;
         let request = self.http.get(self.with_key(&url));
         let Answer {
             status,
             retry_after,
             body,
-        } = http::send(request, "polygon", &label).await?;
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            self.gate.limited(retry_after).await;
-        }
-        let page = interpret_grouped(status, retry_after, &body, &label);
+        } = http::send(&self.gate, request, "polygon", &label).await?;
+        let page = interpret(status, retry_after, &body, GROUPED, &label);
         drop(body);
         let page = page?;
         let mut out = GroupedDay {
@@ -120,19 +98,8 @@ impl PolygonProvider {
         for agg in page.results.unwrap_or_default() {
             let on_day = DateTime::from_timestamp_millis(agg.t)
                 .is_some_and(|t| t.with_timezone(&New_York).date_naive() == day);
-            let volume = agg.v.filter(|v| v.is_finite()).map(|v| v.round() as i64);
-            match (on_day, agg.o, agg.h, agg.l, agg.c, volume) {
-                (true, Some(o), Some(h), Some(l), Some(c), Some(v)) => out.bars.push((
-                    agg.ticker,
-                    Bar {
-                        ts: key,
-                        open: Some(o),
-                        high: Some(h),
-                        low: Some(l),
-                        close: c,
-                        volume: Some(v),
-                    },
-                )),
+            match (on_day, agg.bar(key), agg.ticker) {
+                (true, Some(bar), Some(ticker)) => out.bars.push((ticker, bar)),
                 _ => out.skipped += 1,
             }
         }
@@ -145,42 +112,6 @@ impl PolygonProvider {
             "polygon grouped daily request"
         );
         Ok(out)
-    }
-}
-
-/// A grouped answer: a page on 200, otherwise the error the per-ticker aggregates give the same
-/// status (429, 401/403, 5xx, other 4xx).
-fn interpret_grouped(
-    status: reqwest::StatusCode,
-    retry_after: Option<std::time::Duration>,
-    body: &str,
-    label: &Symbol,
-) -> Result<GroupedPage, ProviderError> {
-    if status != reqwest::StatusCode::OK {
-        return match interpret(status, retry_after, body, label) {
-            Err(e) => Err(e),
-            Ok(_) => Err(ProviderError::Unavailable(format!(
-                "polygon answered HTTP {status} for the grouped bars of {label}"
-            ))),
-        };
-    }
-    let page: GroupedPage = serde_json::from_str(body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ProviderError::Garbled(format!(
-                "polygon sent grouped daily bars for {label} that are not complete JSON ({e})"
-            ))
-        } else {
-            ProviderError::MalformedResponse(format!(
-                "polygon sent grouped daily bars for {label} that cannot be read ({e})"
-            ))
-        }
-    })?;
-    match page.status.as_str() {
-        "OK" | "DELAYED" => Ok(page),
-        other => Err(ProviderError::MalformedResponse(format!(
-            "polygon answered status {other:?} for the grouped bars of {label}: {}",
-            ErrorBody::describe(body)
-        ))),
     }
 }
 
@@ -204,18 +135,20 @@ mod tests {
     #[test]
     fn a_day_without_trading_has_no_results() {
         let label = Symbol::parse("2026-03-07").unwrap();
-        let page = interpret_grouped(
+        let page = interpret(
             reqwest::StatusCode::OK,
             None,
             r#"{"status":"OK","adjusted":true,"queryCount":0,"resultsCount":0,"request_id":"x"}"#,
+            GROUPED,
             &label,
         )
         .unwrap();
         assert!(page.results.is_none());
-        let e = interpret_grouped(
+        let e = interpret(
             reqwest::StatusCode::OK,
             None,
             r#"{"status":"OK","res"#,
+            GROUPED,
             &label,
         )
         .unwrap_err();

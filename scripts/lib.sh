@@ -20,7 +20,9 @@ is_root() {
 }
 
 # The folder holding the PostgreSQL server binaries (initdb, postgres, pg_ctl), or nothing.
-# Order: $PG_BINDIR, `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin, then PATH.
+# Order: $PG_BINDIR, `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin, then PATH: the
+# order test_support's clusters search in. For scripts/ensure-tools, which runs before anything
+# is built.
 pg_bindir() {
     local candidates=() dir
     if [ -n "${PG_BINDIR:-}" ]; then
@@ -45,17 +47,18 @@ pg_bindir() {
     return 1
 }
 
-# Runs a command as the `postgres` user when we are root (initdb and postgres refuse root),
-# as ourselves otherwise.
-as_pg() {
-    if is_root; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
+# Builds (when needed) and runs one of the PostgreSQL tools of tests/support (`pg-up`, `pg-down`):
+# pg_tool <name> <args…>. Quiet: stdout is the tool's own. Built without the crate's default
+# features, which only the tests need (the AWS SDK for moto).
+pg_tool() {
+    local name=$1
+    shift
+    cargo run --quiet --manifest-path "$(repo_root)/Cargo.toml" -p test-support \
+        --no-default-features --bin "$name" -- "$@"
 }
 
-# A TCP port on 127.0.0.1 that nobody listens on right now.
+# A TCP port on 127.0.0.1 that nobody listens on right now (test_support::net::free_port in Rust;
+# this one is for shell scripts that need a port without building anything).
 free_port() {
     python3 -c 'import socket
 s = socket.socket()

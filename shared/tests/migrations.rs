@@ -4,7 +4,7 @@
 //! migrators.
 
 use shared::db::migrate::{self, MIGRATIONS};
-use test_support::pg::TestDb;
+use test_support::pg::{column, TestDb};
 use tokio_postgres::Client;
 
 /// The original job's tables, each with the key its rows are dumped in order of.
@@ -18,41 +18,33 @@ const ORIGINAL_TABLES: [(&str, &str); 5] = [
 
 /// Every column of `table` with its full type, nullability and default, in column order.
 async fn column_definitions(client: &Client, table: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT format('%s %s %s %s', a.attname, format_type(a.atttypid, a.atttypmod),
+    column(
+        client,
+        "SELECT format('%s %s %s %s', a.attname, format_type(a.atttypid, a.atttypmod),
                            CASE WHEN a.attnotnull THEN 'NOT NULL' ELSE 'NULL' END,
                            coalesce(pg_get_expr(d.adbin, d.adrelid), 'no default'))
                FROM pg_attribute a
                LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
               WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
            ORDER BY a.attnum",
-            &[&table],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+        &[&table],
+    )
+    .await
 }
 
 /// The table's constraints and indexes, as the catalog prints them.
 async fn keys_and_indexes(client: &Client, table: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+    column(
+        client,
+        "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
               WHERE conrelid = to_regclass($1)
              UNION ALL
              SELECT indexdef FROM pg_indexes
               WHERE schemaname = current_schema() AND tablename = $1
              ORDER BY 1",
-            &[&table],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+        &[&table],
+    )
+    .await
 }
 
 const ALL_TABLES: [&str; 7] = [
@@ -70,31 +62,23 @@ fn all_versions() -> Vec<i32> {
 }
 
 async fn public_tables(client: &Client) -> Vec<String> {
-    client
-        .query(
-            "SELECT table_name::text FROM information_schema.tables
+    column(
+        client,
+        "SELECT table_name::text FROM information_schema.tables
              WHERE table_schema = 'public' ORDER BY table_name",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+        &[],
+    )
+    .await
 }
 
 async fn columns(client: &Client, table: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT column_name::text FROM information_schema.columns
+    column(
+        client,
+        "SELECT column_name::text FROM information_schema.columns
              WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
-            &[&table],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+        &[&table],
+    )
+    .await
 }
 
 /// Every row of `table`, restricted to `cols`, as JSON text in key order.
@@ -104,31 +88,21 @@ async fn dump(client: &Client, table: &str, key: &str, cols: &[String]) -> Vec<S
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    client
-        .query(
-            &format!(
-                "SELECT row_to_json(t)::text FROM (SELECT {list} FROM {table} ORDER BY {key}) t"
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+    column(
+        client,
+        &format!("SELECT row_to_json(t)::text FROM (SELECT {list} FROM {table} ORDER BY {key}) t"),
+        &[],
+    )
+    .await
 }
 
 async fn recorded_versions(client: &Client) -> Vec<i32> {
-    client
-        .query(
-            "SELECT version FROM backfill_schema_migrations ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+    column(
+        client,
+        "SELECT version FROM backfill_schema_migrations ORDER BY version",
+        &[],
+    )
+    .await
 }
 
 #[tokio::test]

@@ -1,107 +1,22 @@
 //! The Polygon adapter against a real market-sim over loopback HTTP.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use market_sim::{
-    spawn, GroundTruthBar, Interval as SimInterval, Knobs, Provider, RateLimit, RetryAfter,
-    RunningSim, SimConfig,
-};
-use secrecy::SecretString;
-use shared::model::{Bar, DateRange, Interval, Symbol};
-use shared::provider::budget::{RateGate, RecordingBudget};
-use shared::provider::polygon::PolygonProvider;
-use shared::provider::{http_client, FetchedBars, PriceProvider, ProviderError};
-use url::Url;
+use common::provider::*;
+use market_sim::{Knobs, RateLimit, RetryAfter};
+use shared::model::{Bar, Interval};
+use shared::provider::budget::RateGate;
+use shared::provider::{FetchedBars, ProviderError};
 
-/// The key market-sim expects by default.
-const KEY: &str = "test-key";
 const AGGS: &str = "/v2/aggs/ticker/";
-
-fn day(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn range(start: &str, end: &str) -> DateRange {
-    DateRange::new(day(start), day(end)).unwrap()
-}
-
-fn three_days() -> DateRange {
-    range("2026-03-09", "2026-03-11")
-}
-
-async fn sim(knobs: Knobs) -> RunningSim {
-    spawn(SimConfig::with_knobs(knobs)).await.unwrap()
-}
-
-fn polygon_with(sim_url: &str, key: &str, pacer: Arc<RateGate>) -> PolygonProvider {
-    PolygonProvider::new(
-        http_client(Duration::from_secs(10)).unwrap(),
-        Url::parse(sim_url).unwrap(),
-        SecretString::from(key),
-        pacer,
-    )
-}
-
-fn polygon(sim: &RunningSim) -> PolygonProvider {
-    polygon_with(&sim.base_url(), KEY, Arc::new(RateGate::unlimited()))
-}
-
-async fn fetch(
-    provider: &PolygonProvider,
-    sym: &str,
-    r: &DateRange,
-    interval: Interval,
-) -> Result<FetchedBars, ProviderError> {
-    provider
-        .fetch_bars(&Symbol::parse(sym).unwrap(), r, interval)
-        .await
-}
-
-fn as_bars(truth: Vec<GroundTruthBar>) -> Vec<Bar> {
-    truth
-        .into_iter()
-        .map(|t| Bar {
-            ts: t.ts,
-            open: Some(t.open),
-            high: Some(t.high),
-            low: Some(t.low),
-            close: t.close,
-            volume: Some(t.volume),
-        })
-        .collect()
-}
-
-fn truth(sim: &RunningSim, sym: &str, r: &DateRange, interval: SimInterval) -> Vec<Bar> {
-    as_bars(sim.ground_truth(Provider::Polygon, sym, interval, r.start(), r.end()))
-}
-
-fn rate_limited(retry_after: RetryAfter) -> Knobs {
-    Knobs {
-        rate_limit: Some(RateLimit {
-            requests: 0,
-            window_seconds: 60,
-            retry_after,
-            kind: Default::default(),
-        }),
-        ..Knobs::default()
-    }
-}
-
-/// A gate on a budget that records its use.
-fn recording() -> (Arc<RecordingBudget>, Arc<RateGate>) {
-    let budget = Arc::new(RecordingBudget::default());
-    let gate = RateGate::new(budget.clone(), Duration::ZERO, Duration::from_secs(60));
-    (budget, Arc::new(gate))
-}
 
 #[tokio::test]
 async fn a_three_day_range_is_one_ranged_request() {
     let sim = sim(Knobs::default()).await;
-    let fetched = fetch(&polygon(&sim), "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap();
+    let fetched = fetch_aapl(&polygon(&sim)).await.unwrap();
     assert_eq!(fetched.requests, 1);
     assert_eq!(sim.request_count(AGGS, None), 1);
     assert_eq!(sim.request_count("/v2/aggs/ticker/AAPL/", Some(200)), 1);
@@ -114,14 +29,11 @@ async fn a_small_page_size_is_followed_page_by_page_to_the_ground_truth() {
         ..Knobs::default()
     })
     .await;
-    let r = three_days();
-    let fetched = fetch(&polygon(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
+    let fetched =
+        fetch_the_truth(&polygon(&sim), &sim, "AAPL", &three_days(), Interval::Hour).await;
     // 3 days × 16 extended-hours bars = 48 bars in pages of 10.
     assert_eq!(fetched.requests, 5);
     assert_eq!(sim.request_count(AGGS, Some(200)), 5);
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
 }
 
 #[tokio::test]
@@ -133,9 +45,7 @@ async fn next_url_on_the_public_host_is_followed_on_the_configured_base_with_the
     .await;
     // market-sim's next_url names https://api.polygon.io and carries no key; this machine cannot
     // reach that host, so pages only arrive if the adapter re-targets them and adds the key.
-    let fetched = fetch(&polygon(&sim), "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap();
+    let fetched = fetch_aapl(&polygon(&sim)).await.unwrap();
     assert_eq!(fetched.requests, 3);
     assert_eq!(fetched.bars.len(), 48);
     let report = sim.requests();
@@ -146,34 +56,30 @@ async fn next_url_on_the_public_host_is_followed_on_the_configured_base_with_the
 #[tokio::test]
 async fn hourly_bars_equal_the_ground_truth() {
     let sim = sim(Knobs::default()).await;
-    let r = three_days();
-    let fetched = fetch(&polygon(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
+    let fetched =
+        fetch_the_truth(&polygon(&sim), &sim, "AAPL", &three_days(), Interval::Hour).await;
     assert_eq!(fetched.bars.len(), 48);
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
     assert_eq!(fetched.skipped, 0);
 }
 
 #[tokio::test]
 async fn daily_bars_equal_the_ground_truth() {
     let sim = sim(Knobs::default()).await;
-    let r = three_days();
-    let fetched = fetch(&polygon(&sim), "MSFT", &r, Interval::Day)
-        .await
-        .unwrap();
+    let fetched = fetch_the_truth(&polygon(&sim), &sim, "MSFT", &three_days(), Interval::Day).await;
     assert_eq!(fetched.bars.len(), 3);
-    assert_eq!(fetched.bars, truth(&sim, "MSFT", &r, SimInterval::Day));
 }
 
 #[tokio::test]
 async fn a_range_across_the_dst_change_equals_the_ground_truth() {
     let sim = sim(Knobs::default()).await;
-    let r = range("2026-03-06", "2026-03-10");
-    let fetched = fetch(&polygon(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
+    let fetched = fetch_the_truth(
+        &polygon(&sim),
+        &sim,
+        "AAPL",
+        &range("2026-03-06", "2026-03-10"),
+        Interval::Hour,
+    )
+    .await;
     let stamp = |b: &Bar| b.ts.format("%Y-%m-%dT%H:%MZ").to_string();
     // Thursday's 19:00 EST bar is Friday 00:00Z, so it belongs to the window's first day.
     assert_eq!(stamp(&fetched.bars[0]), "2026-03-06T00:00Z");
@@ -189,11 +95,7 @@ async fn delayed_status_is_accepted() {
         ..Knobs::default()
     })
     .await;
-    let r = three_days();
-    let fetched = fetch(&polygon(&sim), "AAPL", &r, Interval::Day)
-        .await
-        .unwrap();
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Day));
+    fetch_the_truth(&polygon(&sim), &sim, "AAPL", &three_days(), Interval::Day).await;
 }
 
 #[tokio::test]
@@ -239,33 +141,30 @@ async fn bars_outside_the_requested_window_are_dropped() {
         ..Knobs::default()
     })
     .await;
-    let r = range("2026-03-10", "2026-03-10");
-    let fetched = fetch(&polygon(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
+    let fetched = fetch_the_truth(
+        &polygon(&sim),
+        &sim,
+        "AAPL",
+        &range("2026-03-10", "2026-03-10"),
+        Interval::Hour,
+    )
+    .await;
     assert_eq!(fetched.bars.len(), 16);
 }
 
 #[tokio::test]
 async fn class_shares_keep_their_dot() {
     let sim = sim(Knobs::default()).await;
-    let r = three_days();
-    let fetched = fetch(&polygon(&sim), "BRK.B", &r, Interval::Day)
-        .await
-        .unwrap();
+    fetch_the_truth(&polygon(&sim), &sim, "BRK.B", &three_days(), Interval::Day).await;
     assert_eq!(sim.request_count("/v2/aggs/ticker/BRK.B/", Some(200)), 1);
-    assert_eq!(fetched.bars, truth(&sim, "BRK.B", &r, SimInterval::Day));
 }
 
 #[tokio::test]
 async fn a_429_with_retry_after_reports_the_wait_and_pauses_the_shared_budget_that_long() {
     let sim = sim(rate_limited(RetryAfter::Fixed(7))).await;
     let (budget, gate) = recording();
-    let provider = polygon_with(&sim.base_url(), KEY, gate);
-    let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let provider = polygon_with(&sim.base_url(), POLYGON_KEY, gate);
+    let err = fetch_aapl(&provider).await.unwrap_err();
     assert_eq!(
         err,
         ProviderError::RateLimited {
@@ -278,9 +177,7 @@ async fn a_429_with_retry_after_reports_the_wait_and_pauses_the_shared_budget_th
 #[tokio::test]
 async fn a_429_without_retry_after_reports_no_wait() {
     let sim = sim(rate_limited(RetryAfter::None)).await;
-    let err = fetch(&polygon(&sim), "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let err = fetch_aapl(&polygon(&sim)).await.unwrap_err();
     assert_eq!(err, ProviderError::RateLimited { retry_after: None });
 }
 
@@ -297,9 +194,7 @@ async fn a_rate_limit_on_a_later_page_stops_the_fetch() {
         ..Knobs::default()
     })
     .await;
-    let err = fetch(&polygon(&sim), "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let err = fetch_aapl(&polygon(&sim)).await.unwrap_err();
     let ProviderError::RateLimited {
         retry_after: Some(wait),
     } = err
@@ -315,9 +210,7 @@ async fn a_wrong_key_is_rejected_without_the_key_in_the_message() {
     let sim = sim(Knobs::default()).await;
     let wrong = "pk_live_wrong_0123456789";
     let provider = polygon_with(&sim.base_url(), wrong, Arc::new(RateGate::unlimited()));
-    let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let err = fetch_aapl(&provider).await.unwrap_err();
     let ProviderError::Rejected(message) = &err else {
         panic!("expected Rejected, got {err:?}");
     };
@@ -331,9 +224,7 @@ async fn a_wrong_key_is_rejected_without_the_key_in_the_message() {
 async fn a_missing_key_is_rejected() {
     let sim = sim(Knobs::default()).await;
     let provider = polygon_with(&sim.base_url(), "", Arc::new(RateGate::unlimited()));
-    let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let err = fetch_aapl(&provider).await.unwrap_err();
     assert!(matches!(err, ProviderError::Rejected(_)), "{err:?}");
 }
 
@@ -344,9 +235,7 @@ async fn a_server_error_is_unavailable() {
         ..Knobs::default()
     })
     .await;
-    let err = fetch(&polygon(&sim), "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let err = fetch_aapl(&polygon(&sim)).await.unwrap_err();
     assert!(
         matches!(&err, ProviderError::Unavailable(m) if m.contains("503")),
         "{err:?}"
@@ -360,9 +249,7 @@ async fn a_truncated_body_is_garbled_and_worth_another_try() {
         ..Knobs::default()
     })
     .await;
-    let err = fetch(&polygon(&sim), "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let err = fetch_aapl(&polygon(&sim)).await.unwrap_err();
     assert!(
         matches!(&err, ProviderError::Garbled(m) if m.contains("AAPL")) && err.is_transient(),
         "{err:?}"
@@ -371,20 +258,13 @@ async fn a_truncated_body_is_garbled_and_worth_another_try() {
 
 #[tokio::test]
 async fn a_refused_connection_is_unavailable_without_the_key_in_the_message() {
-    // A port that was free a moment ago and has no listener now.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let key = "pk_live_secret_9876543210";
     let provider = polygon_with(
-        &format!("http://{addr}"),
+        refused_base_url().as_str(),
         key,
         Arc::new(RateGate::unlimited()),
     );
-    let err = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap_err();
+    let err = fetch_aapl(&provider).await.unwrap_err();
     let ProviderError::Unavailable(message) = &err else {
         panic!("expected Unavailable, got {err:?}");
     };
@@ -401,10 +281,8 @@ async fn every_page_takes_a_token_from_the_pacer() {
     .await;
     // Every page is a request, and every request reserves one slot of the shared budget.
     let (budget, gate) = recording();
-    let provider = polygon_with(&sim.base_url(), KEY, gate);
-    let fetched = fetch(&provider, "AAPL", &three_days(), Interval::Hour)
-        .await
-        .unwrap();
+    let provider = polygon_with(&sim.base_url(), POLYGON_KEY, gate);
+    let fetched = fetch_aapl(&provider).await.unwrap();
     assert_eq!(fetched.requests, 5);
     assert_eq!(budget.reserved(), 5);
 }

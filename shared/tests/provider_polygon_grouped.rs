@@ -8,33 +8,20 @@
 //! so: the adapter must key each bar at 00:00 New York of the day asked for, as the per-ticker
 //! daily aggregates do.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use chrono::NaiveDate;
-use market_sim::{spawn, Interval as SimInterval, Knobs, Provider, RunningSim, SimConfig};
-use secrecy::SecretString;
+use std::sync::Arc;
+
+use common::provider::*;
+use market_sim::{Interval as SimInterval, Knobs, Provider, RunningSim};
 use shared::model::{DateRange, Interval, Symbol};
 use shared::provider::budget::RateGate;
 use shared::provider::polygon::PolygonProvider;
-use shared::provider::{http_client, PriceProvider, ProviderError};
-use url::Url;
+use shared::provider::{PriceProvider, ProviderError};
 
-fn day(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-async fn sim(knobs: Knobs) -> RunningSim {
-    spawn(SimConfig::with_knobs(knobs)).await.unwrap()
-}
-
-fn polygon(sim: &RunningSim, key: &str) -> PolygonProvider {
-    PolygonProvider::new(
-        http_client(Duration::from_secs(10)).unwrap(),
-        Url::parse(&sim.base_url()).unwrap(),
-        SecretString::from(key),
-        Arc::new(RateGate::unlimited()),
-    )
+/// Polygon on `sim` with `key`, unpaced.
+fn polygon_keyed(sim: &RunningSim, key: &str) -> PolygonProvider {
+    polygon_with(&sim.base_url(), key, Arc::new(RateGate::unlimited()))
 }
 
 #[tokio::test]
@@ -44,7 +31,7 @@ async fn grouped_bars_carry_the_per_ticker_daily_keys_and_prices() {
         ..Knobs::default()
     })
     .await;
-    let provider = polygon(&sim, "test-key");
+    let provider = polygon(&sim);
     let answer = provider.grouped_daily(day("2026-03-10")).await.unwrap();
     assert_eq!(answer.requests, 1);
     assert_eq!(answer.skipped, 0);
@@ -79,7 +66,7 @@ async fn grouped_bars_carry_the_per_ticker_daily_keys_and_prices() {
 #[tokio::test]
 async fn a_day_without_trading_lists_nothing() {
     let sim = sim(Knobs::default()).await;
-    let answer = polygon(&sim, "test-key")
+    let answer = polygon(&sim)
         .grouped_daily(day("2026-03-07"))
         .await
         .unwrap();
@@ -94,20 +81,20 @@ async fn grouped_errors_are_named_like_the_aggregates_and_never_carry_the_key() 
         ..Knobs::default()
     })
     .await;
-    let e = polygon(&sim, "test-key")
+    let e = polygon(&sim)
         .grouped_daily(day("2026-03-10"))
         .await
         .unwrap_err();
     assert!(e.is_transient(), "{e:?}");
     sim.update_knobs(|k| k.fail_every_nth = None);
-    let e = polygon(&sim, "pk_wrong_secret")
+    let e = polygon_keyed(&sim, "pk_wrong_secret")
         .grouped_daily(day("2026-03-10"))
         .await
         .unwrap_err();
     assert!(matches!(e, ProviderError::Rejected(_)), "{e:?}");
     assert!(!e.to_string().contains("pk_wrong_secret"), "{e}");
     sim.update_knobs(|k| k.malformed_all = true);
-    let e = polygon(&sim, "test-key")
+    let e = polygon(&sim)
         .grouped_daily(day("2026-03-10"))
         .await
         .unwrap_err();

@@ -1,96 +1,26 @@
 //! The Yahoo adapter against a real market-sim over loopback HTTP.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use market_sim::{
-    spawn, GroundTruthBar, Interval as SimInterval, Knobs, LiveBar, Provider, RateLimit,
-    RetryAfter, RunningSim, SimConfig,
-};
-use shared::model::{Bar, DateRange, Interval, Symbol};
-use shared::provider::budget::{RateGate, RecordingBudget};
+use chrono::{DateTime, Days, Utc};
+use common::provider::*;
+use market_sim::{Interval as SimInterval, Knobs, LiveBar, Provider, RetryAfter, RunningSim};
+use shared::model::{Bar, DateRange, Interval};
+use shared::provider::budget::RateGate;
 use shared::provider::yahoo::YahooProvider;
 use shared::provider::{http_client, FetchedBars, PriceProvider, ProviderError};
-use url::Url;
-
-fn day(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn range(start: &str, end: &str) -> DateRange {
-    DateRange::new(day(start), day(end)).unwrap()
-}
-
-fn symbol(s: &str) -> Symbol {
-    Symbol::parse(s).unwrap()
-}
-
-async fn sim(knobs: Knobs) -> RunningSim {
-    spawn(SimConfig::with_knobs(knobs)).await.unwrap()
-}
-
-fn yahoo_with(sim: &RunningSim, pacer: Arc<RateGate>, timeout: Duration) -> YahooProvider {
-    YahooProvider::new(
-        http_client(timeout).unwrap(),
-        Url::parse(&sim.base_url()).unwrap(),
-        pacer,
-    )
-}
-
-fn yahoo(sim: &RunningSim) -> YahooProvider {
-    yahoo_with(
-        sim,
-        Arc::new(RateGate::unlimited()),
-        Duration::from_secs(10),
-    )
-}
-
-async fn fetch(
-    provider: &YahooProvider,
-    sym: &str,
-    r: &DateRange,
-    interval: Interval,
-) -> Result<FetchedBars, ProviderError> {
-    provider.fetch_bars(&symbol(sym), r, interval).await
-}
-
-fn as_bars(truth: Vec<GroundTruthBar>) -> Vec<Bar> {
-    truth
-        .into_iter()
-        .map(|t| Bar {
-            ts: t.ts,
-            open: Some(t.open),
-            high: Some(t.high),
-            low: Some(t.low),
-            close: t.close,
-            volume: Some(t.volume),
-        })
-        .collect()
-}
 
 fn truth(sim: &RunningSim, sym: &str, r: &DateRange, interval: SimInterval) -> Vec<Bar> {
-    as_bars(sim.ground_truth(Provider::Yahoo, sym, interval, r.start(), r.end()))
-}
-
-/// A gate on a budget that records its use; the pause a 429 without Retry-After sets is 60 s.
-fn recording() -> (Arc<RecordingBudget>, Arc<RateGate>) {
-    let budget = Arc::new(RecordingBudget::default());
-    let gate = RateGate::new(budget.clone(), Duration::ZERO, Duration::from_secs(60));
-    (budget, Arc::new(gate))
+    ground_truth(sim, Provider::Yahoo, sym, r, interval)
 }
 
 #[tokio::test]
 async fn a_three_day_range_is_one_ranged_request() {
     let sim = sim(Knobs::default()).await;
-    let fetched = fetch(
-        &yahoo(&sim),
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap();
+    let fetched = fetch_aapl(&yahoo(&sim)).await.unwrap();
     assert_eq!(fetched.requests, 1);
     assert_eq!(sim.request_count("/v8/finance/chart/", None), 1);
     assert_eq!(sim.request_count("/v8/finance/chart/AAPL", Some(200)), 1);
@@ -99,34 +29,29 @@ async fn a_three_day_range_is_one_ranged_request() {
 #[tokio::test]
 async fn hourly_bars_equal_the_ground_truth() {
     let sim = sim(Knobs::default()).await;
-    let r = range("2026-03-09", "2026-03-11");
-    let fetched = fetch(&yahoo(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
+    let fetched = fetch_the_truth(&yahoo(&sim), &sim, "AAPL", &three_days(), Interval::Hour).await;
     assert_eq!(fetched.bars.len(), 21);
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
     assert_eq!(fetched.skipped, 0);
 }
 
 #[tokio::test]
 async fn daily_bars_equal_the_ground_truth() {
     let sim = sim(Knobs::default()).await;
-    let r = range("2026-03-09", "2026-03-11");
-    let fetched = fetch(&yahoo(&sim), "MSFT", &r, Interval::Day)
-        .await
-        .unwrap();
+    let fetched = fetch_the_truth(&yahoo(&sim), &sim, "MSFT", &three_days(), Interval::Day).await;
     assert_eq!(fetched.bars.len(), 3);
-    assert_eq!(fetched.bars, truth(&sim, "MSFT", &r, SimInterval::Day));
 }
 
 #[tokio::test]
 async fn a_range_across_the_dst_change_equals_the_ground_truth() {
     let sim = sim(Knobs::default()).await;
-    let r = range("2026-03-06", "2026-03-10");
-    let fetched = fetch(&yahoo(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
+    let fetched = fetch_the_truth(
+        &yahoo(&sim),
+        &sim,
+        "AAPL",
+        &range("2026-03-06", "2026-03-10"),
+        Interval::Hour,
+    )
+    .await;
     // Each day opens at 09:30 New York: 14:30Z on Friday (EST), 13:30Z from Monday on (EDT).
     let mut opens: Vec<String> = Vec::new();
     for bar in &fetched.bars {
@@ -153,7 +78,7 @@ async fn bars_with_a_null_element_are_skipped_and_counted() {
         ..Knobs::default()
     })
     .await;
-    let r = range("2026-03-09", "2026-03-11");
+    let r = three_days();
     let fetched = fetch(&yahoo(&sim), "AAPL", &r, Interval::Hour)
         .await
         .unwrap();
@@ -199,11 +124,14 @@ async fn bars_outside_the_requested_window_are_dropped() {
         ..Knobs::default()
     })
     .await;
-    let r = range("2026-03-10", "2026-03-10");
-    let fetched = fetch(&yahoo(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
+    let fetched = fetch_the_truth(
+        &yahoo(&sim),
+        &sim,
+        "AAPL",
+        &range("2026-03-10", "2026-03-10"),
+        Interval::Hour,
+    )
+    .await;
     assert_eq!(fetched.bars.len(), 7);
 }
 
@@ -214,14 +142,9 @@ async fn an_unknown_symbol_is_unknown_symbol() {
         ..Knobs::default()
     })
     .await;
-    let err = fetch(
-        &yahoo(&sim),
-        "DELISTED",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch(&yahoo(&sim), "DELISTED", &three_days(), Interval::Hour)
+        .await
+        .unwrap_err();
     let ProviderError::UnknownSymbol(message) = &err else {
         panic!("expected UnknownSymbol, got {err:?}");
     };
@@ -265,48 +188,19 @@ async fn check_range_refuses_hourly_starts_older_than_730_days_and_suggests_dail
 
 #[tokio::test]
 async fn a_plain_text_429_is_rate_limited_without_a_wait() {
-    let sim = sim(Knobs {
-        rate_limit: Some(RateLimit {
-            requests: 0,
-            window_seconds: 60,
-            retry_after: RetryAfter::UntilReset,
-            kind: Default::default(),
-        }),
-        ..Knobs::default()
-    })
-    .await;
-    let err = fetch(
-        &yahoo(&sim),
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    let sim = sim(rate_limited(RetryAfter::UntilReset)).await;
+    let err = fetch_aapl(&yahoo(&sim)).await.unwrap_err();
     assert_eq!(err, ProviderError::RateLimited { retry_after: None });
 }
 
 #[tokio::test]
 async fn a_retry_after_header_on_a_429_is_still_honoured() {
     let sim = sim(Knobs {
-        rate_limit: Some(RateLimit {
-            requests: 0,
-            window_seconds: 60,
-            retry_after: RetryAfter::Fixed(9),
-            kind: Default::default(),
-        }),
         yahoo_retry_after: true,
-        ..Knobs::default()
+        ..rate_limited(RetryAfter::Fixed(9))
     })
     .await;
-    let err = fetch(
-        &yahoo(&sim),
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_aapl(&yahoo(&sim)).await.unwrap_err();
     assert_eq!(
         err,
         ProviderError::RateLimited {
@@ -318,7 +212,7 @@ async fn a_retry_after_header_on_a_429_is_still_honoured() {
 #[tokio::test]
 async fn class_shares_are_requested_with_a_dash_and_returned_as_given() {
     let sim = sim(Knobs::default()).await;
-    let r = range("2026-03-09", "2026-03-11");
+    let r = three_days();
     let fetched = fetch(&yahoo(&sim), "BRK.B", &r, Interval::Hour)
         .await
         .unwrap();
@@ -334,14 +228,7 @@ async fn a_server_error_is_unavailable() {
         ..Knobs::default()
     })
     .await;
-    let err = fetch(
-        &yahoo(&sim),
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_aapl(&yahoo(&sim)).await.unwrap_err();
     let ProviderError::Unavailable(message) = &err else {
         panic!("expected Unavailable, got {err:?}");
     };
@@ -355,14 +242,7 @@ async fn a_truncated_body_is_garbled_and_worth_another_try() {
         ..Knobs::default()
     })
     .await;
-    let err = fetch(
-        &yahoo(&sim),
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_aapl(&yahoo(&sim)).await.unwrap_err();
     assert!(
         matches!(&err, ProviderError::Garbled(m) if m.contains("AAPL")) && err.is_transient(),
         "{err:?}"
@@ -381,14 +261,7 @@ async fn a_slow_answer_times_out_as_unavailable() {
         Arc::new(RateGate::unlimited()),
         Duration::from_millis(200),
     );
-    let err = fetch(
-        &provider,
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_aapl(&provider).await.unwrap_err();
     assert!(
         matches!(&err, ProviderError::Unavailable(m) if m.contains("timed out")),
         "{err:?}"
@@ -397,24 +270,12 @@ async fn a_slow_answer_times_out_as_unavailable() {
 
 #[tokio::test]
 async fn a_refused_connection_is_unavailable() {
-    // A port that was free a moment ago and has no listener now.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let provider = YahooProvider::new(
         http_client(Duration::from_secs(5)).unwrap(),
-        Url::parse(&format!("http://{addr}")).unwrap(),
+        refused_base_url(),
         Arc::new(RateGate::unlimited()),
     );
-    let err = fetch(
-        &provider,
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_aapl(&provider).await.unwrap_err();
     assert!(
         matches!(&err, ProviderError::Unavailable(m) if m.contains("could not connect")),
         "{err:?}"
@@ -424,14 +285,7 @@ async fn a_refused_connection_is_unavailable() {
 #[tokio::test]
 async fn a_browser_like_user_agent_is_sent() {
     let sim = sim(Knobs::default()).await;
-    fetch(
-        &yahoo(&sim),
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap();
+    fetch_aapl(&yahoo(&sim)).await.unwrap();
     let agent = sim.last_user_agent(Provider::Yahoo).unwrap();
     assert!(agent.starts_with("Mozilla/5.0 ("), "{agent}");
     assert!(agent.contains("Chrome/"), "{agent}");
@@ -441,36 +295,17 @@ async fn a_browser_like_user_agent_is_sent() {
 async fn each_request_reserves_one_slot_and_a_429_pauses_the_shared_budget() {
     let sim = sim(Knobs::default()).await;
     let (budget, gate) = recording();
-    let provider = yahoo_with(&sim, gate, Duration::from_secs(10));
-    let fetched = fetch(
-        &provider,
-        "AAPL",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap();
+    let provider = yahoo_with(&sim, gate, TIMEOUT);
+    let fetched = fetch_aapl(&provider).await.unwrap();
     assert_eq!(fetched.requests, 1);
     assert_eq!(budget.reserved(), 1);
     assert!(budget.pauses().is_empty());
 
     // Yahoo's 429 carries no Retry-After: the configured pause, for everyone.
-    sim.update_knobs(|k| {
-        k.rate_limit = Some(market_sim::RateLimit {
-            requests: 0,
-            window_seconds: 60,
-            retry_after: market_sim::RetryAfter::None,
-            kind: Default::default(),
-        })
-    });
-    let e = fetch(
-        &provider,
-        "MSFT",
-        &range("2026-03-09", "2026-03-11"),
-        Interval::Hour,
-    )
-    .await
-    .unwrap_err();
+    sim.update_knobs(|k| k.rate_limit = rate_limited(RetryAfter::None).rate_limit);
+    let e = fetch(&provider, "MSFT", &three_days(), Interval::Hour)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, ProviderError::RateLimited { retry_after: None }),
         "{e:?}"
@@ -546,7 +381,7 @@ async fn exchange_suffixed_symbols_are_requested_with_their_dot_and_equal_the_gr
 #[tokio::test]
 async fn share_classes_take_a_dash_on_every_request() {
     let sim = sim(Knobs::default()).await;
-    let r = range("2026-03-09", "2026-03-11");
+    let r = three_days();
     for (sym, yahoo_spelling) in [("BRK.B", "BRK-B"), ("BF.B", "BF-B")] {
         let fetched = fetch(&yahoo(&sim), sym, &r, Interval::Day).await.unwrap();
         assert_eq!(
@@ -728,7 +563,7 @@ async fn another_granularity_than_asked_fails_the_ticker_naming_both() {
         ..Knobs::default()
     })
     .await;
-    let r = range("2026-03-09", "2026-03-11");
+    let r = three_days();
     for interval in [Interval::Hour, Interval::Day] {
         let err = fetch(&yahoo(&sim), "FUND", &r, interval).await.unwrap_err();
         assert_eq!(
@@ -740,8 +575,5 @@ async fn another_granularity_than_asked_fails_the_ticker_naming_both() {
         assert!(err.is_ticker_failure());
     }
     // Other symbols of the same simulator are unaffected.
-    let fetched = fetch(&yahoo(&sim), "AAPL", &r, Interval::Hour)
-        .await
-        .unwrap();
-    assert_eq!(fetched.bars, truth(&sim, "AAPL", &r, SimInterval::Hour));
+    fetch_the_truth(&yahoo(&sim), &sim, "AAPL", &r, Interval::Hour).await;
 }

@@ -3,70 +3,26 @@
 //! read once per process.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use shared::config::Config;
 use shared::handler::App;
 use shared::model::{DateRange, Interval, ProviderKind, Symbol};
 use shared::secrets::{SecretSource, SecretsManager};
-use test_support::process::GroupChild;
 use test_support::TestDb;
 use tokio_postgres::config::Host;
 
+/// A moto of the test's own, and a Secrets Manager client on it.
 struct Moto {
-    _server: GroupChild,
+    _server: test_support::moto::Moto,
     client: aws_sdk_secretsmanager::Client,
 }
 
-/// `moto_server` from the project virtualenv (scripts/ensure-tools installs it), or `MOTO_SERVER`.
-fn moto_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(path);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    assert!(
-        venv.exists(),
-        "{} is missing: run scripts/ensure-tools (make test does)",
-        venv.display()
-    );
-    venv
-}
-
 async fn moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = GroupChild::spawn(
-        Command::new(moto_binary())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .expect("moto_server starts");
-    let url = format!("http://127.0.0.1:{port}");
-    test_support::wait::until(Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await
-    .expect("moto_server listens");
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
+    let server = test_support::moto::Moto::start().await;
     Moto {
+        client: aws_sdk_secretsmanager::Client::new(&server.sdk_config()),
         _server: server,
-        client: aws_sdk_secretsmanager::Client::from_conf(conf),
     }
 }
 

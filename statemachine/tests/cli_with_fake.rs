@@ -45,13 +45,6 @@ async fn resume(
     resume::run(fake, MACHINE, prepared, Some(client), false, args.force).await
 }
 
-async fn lease_of(env: &Env, run_id: &shared::model::RunId) -> Option<String> {
-    runs::get(&env.client().await, run_id)
-        .await
-        .unwrap()
-        .lease_execution
-}
-
 #[tokio::test]
 async fn start_sends_the_validated_input_named_after_the_run_id() {
     let fake = FakeExecutions::new();
@@ -206,10 +199,7 @@ async fn a_second_resume_while_the_first_runs_is_refused_and_starts_nothing() {
     );
     let started = fake.started();
     assert_eq!(started.len(), 1);
-    assert_eq!(
-        lease_of(&env, &run_id).await.as_ref(),
-        Some(&started[0].name)
-    );
+    assert_eq!(env.lease_of(&run_id).await.as_ref(), Some(&started[0].name));
 
     let err = resume(&env, &fake, run_id.as_str(), false)
         .await
@@ -237,15 +227,11 @@ async fn a_run_left_open_by_an_ended_execution_is_closed_and_resumed() {
     let fake = FakeExecutions::new();
     // An execution that took the lease, then died without FinalizeRun.
     fake.add(MACHINE, "died-before-finalize", ExecutionStatus::Aborted);
-    env.client()
-        .await
-        .execute(
-            "UPDATE backfill_run SET lease_execution = 'died-before-finalize', status = 'running'
-              WHERE run_id = $1",
-            &[&run_id.as_str()],
-        )
-        .await
-        .unwrap();
+    env.update_run(
+        &run_id,
+        "lease_execution = 'died-before-finalize', status = 'running'",
+    )
+    .await;
 
     assert_eq!(
         resume(&env, &fake, run_id.as_str(), false).await.unwrap(),
@@ -269,14 +255,8 @@ async fn a_run_left_open_by_an_ended_execution_is_closed_and_resumed() {
 async fn a_lease_whose_execution_cannot_be_found_is_taken_over_only_with_force() {
     let env = Env::new(Knobs::default()).await;
     let run_id = env.new_run(&["AAPL"], 10).await.run_id;
-    env.client()
-        .await
-        .execute(
-            "UPDATE backfill_run SET lease_execution = 'from-another-state-machine' WHERE run_id = $1",
-            &[&run_id.as_str()],
-        )
-        .await
-        .unwrap();
+    env.update_run(&run_id, "lease_execution = 'from-another-state-machine'")
+        .await;
     let fake = FakeExecutions::new();
 
     let err = resume(&env, &fake, run_id.as_str(), false)

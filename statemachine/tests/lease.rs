@@ -7,14 +7,6 @@ mod common;
 
 use common::{backfill, Env, Moto};
 use market_sim::Knobs;
-use shared::db::runs;
-
-async fn lease_of(env: &Env, run_id: &shared::model::RunId) -> Option<String> {
-    runs::get(&env.client().await, run_id)
-        .await
-        .unwrap()
-        .lease_execution
-}
 
 #[tokio::test]
 async fn a_run_left_open_by_an_ended_execution_is_closed_and_resumed() {
@@ -22,8 +14,7 @@ async fn a_run_left_open_by_an_ended_execution_is_closed_and_resumed() {
     let run_id = env.new_run(&["AAPL"], 10).await.run_id;
     let moto = Moto::start().await;
     let arn = moto.pass_machine().await;
-    let mut vars = moto.env(&arn);
-    vars.push(("DATABASE_URL", env.url.as_str()));
+    let vars = moto.env_with_db(&arn, &env);
     // An execution that took the lease, then died without FinalizeRun.
     let dead = moto
         .sfn
@@ -42,26 +33,23 @@ async fn a_run_left_open_by_an_ended_execution_is_closed_and_resumed() {
         .send()
         .await
         .unwrap();
-    env.client()
-        .await
-        .execute(
-            "UPDATE backfill_run SET lease_execution = 'died-before-finalize', status = 'running'
-              WHERE run_id = $1",
-            &[&run_id.as_str()],
-        )
-        .await
-        .unwrap();
+    env.update_run(
+        &run_id,
+        "lease_execution = 'died-before-finalize', status = 'running'",
+    )
+    .await;
 
     // `backfill status` closes it truthfully: nothing fetched, so incomplete.
     let status = backfill(&["status", run_id.as_str(), "--json"], &vars).await;
     assert_eq!(status.code, 0, "{status:?}");
     assert_eq!(status.json()["status"], "incomplete", "{status:?}");
     assert!(status.stderr.contains("died-before-finalize"), "{status:?}");
-    assert_eq!(lease_of(&env, &run_id).await, None);
+    assert_eq!(env.lease_of(&run_id).await, None);
 
     let resumed = backfill(&["resume", run_id.as_str()], &vars).await;
     assert_eq!(resumed.code, 0, "{resumed:?}");
-    let lease = lease_of(&env, &run_id)
+    let lease = env
+        .lease_of(&run_id)
         .await
         .expect("the new execution holds the lease");
     assert!(lease.starts_with(&format!("{run_id}-resume-")), "{lease}");

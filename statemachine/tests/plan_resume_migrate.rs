@@ -10,10 +10,13 @@ use serde_json::json;
 #[tokio::test]
 async fn plan_reports_tickers_batches_and_calls_and_writes_nothing() {
     let env = Env::new(Knobs::default()).await;
-    env.seed_mentions(&[("AAPL", 30), ("MSFT", 20), ("TSLA", 12), ("IBM", 3)])
-        .await;
+    test_support::original::seed_mentions(
+        &env.client().await,
+        &[("AAPL", 30), ("MSFT", 20), ("TSLA", 12), ("IBM", 3)],
+    )
+    .await;
     let before = env.row_counts().await;
-    let db = [("DATABASE_URL", env.url.as_str())];
+    let db = env.db_env();
     let flags = [
         "--min-articles",
         "10",
@@ -105,35 +108,20 @@ async fn resume_of_an_unknown_run_exits_2_and_starts_nothing() {
     let env = Env::new(Knobs::default()).await;
     let moto = Moto::start().await;
     let arn = moto.pass_machine().await;
-    let mut vars = moto.env(&arn);
-    vars.push(("DATABASE_URL", env.url.as_str()));
+    let vars = moto.env_with_db(&arn, &env);
 
     let out = backfill(&["resume", "backfill-20260101-000000-00000000"], &vars).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("run backfill-20260101-000000-00000000 not found"),
-        "{}",
-        out.stderr
-    );
+    out.assert_fails(2, "run backfill-20260101-000000-00000000 not found");
 
     let out = backfill(&["resume", "backfill-2026"], &vars).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("malformed"), "{}", out.stderr);
+    out.assert_fails(2, "malformed");
 
     let out = backfill(&["resume", "not/a/run"], &vars).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("neither a run id"), "{}", out.stderr);
+    out.assert_fails(2, "neither a run id");
 
     // A well-formed execution name that created no run.
     let out = backfill(&["resume", "scheduled-nothing"], &vars).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("run of execution scheduled-nothing not found"),
-        "{}",
-        out.stderr
-    );
+    out.assert_fails(2, "run of execution scheduled-nothing not found");
 
     let out = backfill(
         &[
@@ -155,8 +143,7 @@ async fn resume_starts_an_execution_of_the_run_with_its_id() {
     let run_id = env.new_run(&["AAPL"], 10).await.run_id;
     let moto = Moto::start().await;
     let arn = moto.pass_machine().await;
-    let mut vars = moto.env(&arn);
-    vars.push(("DATABASE_URL", env.url.as_str()));
+    let vars = moto.env_with_db(&arn, &env);
 
     let out = backfill(
         &[
@@ -206,8 +193,7 @@ async fn a_scheduled_executions_name_or_arn_resumes_and_shows_its_run() {
     let run_id = env.app.select(input).await.unwrap().run_id;
     let moto = Moto::start().await;
     let arn = moto.pass_machine().await;
-    let mut vars = moto.env(&arn);
-    vars.push(("DATABASE_URL", env.url.as_str()));
+    let vars = moto.env_with_db(&arn, &env);
 
     // What a notification names: the execution (and its ARN).
     let out = backfill(&["status", "scheduled-d32c5kddcf5bb8c3"], &vars).await;
@@ -238,8 +224,7 @@ async fn a_scheduled_executions_name_or_arn_resumes_and_shows_its_run() {
     // Without a database an execution name cannot be looked up, and nothing starts.
     let no_db = moto.env(&arn);
     let out = backfill(&["resume", "scheduled-d32c5kddcf5bb8c3"], &no_db).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("needs the database"), "{}", out.stderr);
+    out.assert_fails(2, "needs the database");
     assert_eq!(moto.executions(&arn).await.len(), 1);
 }
 

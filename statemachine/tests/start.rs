@@ -165,13 +165,7 @@ async fn plan_refuses_a_start_in_year_1() {
         &[],
     )
     .await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("start_date 0001-01-01 is before 1970-01-01"),
-        "{}",
-        out.stderr
-    );
+    out.assert_fails(2, "start_date 0001-01-01 is before 1970-01-01");
     assert!(out.stdout.is_empty(), "{}", out.stdout);
 }
 
@@ -182,12 +176,7 @@ async fn a_missing_state_machine_arn_is_a_usage_error() {
         &[("AWS_REGION", "us-east-1")],
     )
     .await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("STATE_MACHINE_ARN is not set"),
-        "{}",
-        out.stderr
-    );
+    out.assert_fails(2, "STATE_MACHINE_ARN is not set");
     assert!(out.stderr.contains("--state-machine-arn"), "{}", out.stderr);
 }
 
@@ -196,19 +185,13 @@ async fn an_unknown_state_machine_is_a_usage_error() {
     let moto = Moto::start().await;
     let missing = "arn:aws:states:us-east-1:123456789012:stateMachine:nope";
     let out = backfill(&["start", "--symbols", "AAPL"], &moto.env(missing)).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    out.assert_fails(2, "does not exist");
 }
 
 #[tokio::test]
 async fn unreachable_aws_is_reported_clearly_with_exit_1() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let endpoint = test_support::net::refused_http_url();
     let out = backfill(
         &["start", "--symbols", "AAPL"],
         &[
@@ -242,8 +225,7 @@ async fn missing_credentials_are_a_configuration_error() {
         .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
         .collect();
     let out = backfill(&["start", "--symbols", "AAPL"], &env).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
+    out.assert_fails(2, "no AWS credentials");
     assert!(moto.executions(&arn).await.is_empty());
 }
 
@@ -331,8 +313,7 @@ async fn wait_reports_a_failed_execution_with_its_error_and_cause() {
 
     // With a database, the run's own report follows (here: select-tickers never ran).
     let env = common::Env::new(market_sim::Knobs::default()).await;
-    let mut vars = moto.env(&failing);
-    vars.push(("DATABASE_URL", env.url.as_str()));
+    let vars = moto.env_with_db(&failing, &env);
 
     let out = backfill(&["start", "--symbols", "AAPL", "--wait"], &vars).await;
 

@@ -11,10 +11,16 @@ use serde_json::json;
 use shared::contract::{BatchStatus, RunStatus};
 use shared::model::RunId;
 
+/// A database (market-sim never heard of NOPE) with two runs made by the real handlers:
 /// Run 1: AAPL and MSFT succeed, NOPE is unknown to the provider (completed_with_failures).
 /// Run 2: batch 0 (IBM, ORCL) hits a 429 on IBM; batch 1 (SAP) keeps getting a provider 503 and
 /// the state machine gives up on it (incomplete).
-async fn two_runs(env: &Env) -> (RunId, RunId) {
+async fn two_runs() -> (Env, RunId, RunId) {
+    let env = Env::new(Knobs {
+        unknown_symbols: BTreeSet::from(["NOPE".to_string()]),
+        ..Knobs::default()
+    })
+    .await;
     let run1 = env.new_run(&["AAPL", "MSFT", "NOPE"], 2).await.run_id;
     for batch in 0..2 {
         env.fetch_batch(&run1, batch).await.expect("fetch-batch");
@@ -58,21 +64,13 @@ async fn two_runs(env: &Env) -> (RunId, RunId) {
         env.finalize(&run2, Some(results)).await.status,
         RunStatus::Incomplete
     );
-    (run1, run2)
-}
-
-fn unknown_nope() -> Knobs {
-    Knobs {
-        unknown_symbols: BTreeSet::from(["NOPE".to_string()]),
-        ..Knobs::default()
-    }
+    (env, run1, run2)
 }
 
 #[tokio::test]
 async fn status_of_a_run_shows_counts_errors_and_failed_batches() {
-    let env = Env::new(unknown_nope()).await;
-    let (run1, run2) = two_runs(&env).await;
-    let db = [("DATABASE_URL", env.url.as_str())];
+    let (env, run1, run2) = two_runs().await;
+    let db = env.db_env();
 
     let out = backfill(&["status", run1.as_str()], &db).await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -117,9 +115,8 @@ async fn status_of_a_run_shows_counts_errors_and_failed_batches() {
 
 #[tokio::test]
 async fn status_json_is_machine_readable() {
-    let env = Env::new(unknown_nope()).await;
-    let (run1, run2) = two_runs(&env).await;
-    let db = [("DATABASE_URL", env.url.as_str())];
+    let (env, run1, run2) = two_runs().await;
+    let db = env.db_env();
 
     let one = backfill(&["status", run2.as_str(), "--json"], &db).await;
     assert_eq!(one.code, 0, "{one:?}");
@@ -156,10 +153,9 @@ async fn status_json_is_machine_readable() {
 
 #[tokio::test]
 async fn status_without_a_run_id_lists_the_recent_runs() {
-    let env = Env::new(unknown_nope()).await;
-    let (run1, run2) = two_runs(&env).await;
+    let (env, run1, run2) = two_runs().await;
 
-    let out = backfill(&["status"], &[("DATABASE_URL", env.url.as_str())]).await;
+    let out = backfill(&["status"], &env.db_env()).await;
 
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -211,24 +207,17 @@ async fn status_without_a_run_id_lists_the_recent_runs() {
 #[tokio::test]
 async fn status_of_an_unknown_or_malformed_run_exits_2() {
     let env = Env::new(Knobs::default()).await;
-    let db = [("DATABASE_URL", env.url.as_str())];
+    let db = env.db_env();
 
     let out = backfill(&["status", "backfill-20260101-000000-00000000"], &db).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("not found"), "{}", out.stderr);
+    out.assert_fails(2, "not found");
 
     let out = backfill(&["status", "backfill-yesterday"], &db).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("malformed"), "{}", out.stderr);
+    out.assert_fails(2, "malformed");
 
     // Not a run id: looked up as an execution name, which created no run.
     let out = backfill(&["status", "yesterday"], &db).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("run of execution yesterday not found"),
-        "{}",
-        out.stderr
-    );
+    out.assert_fails(2, "run of execution yesterday not found");
 
     let out = backfill(&["status"], &db).await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -238,35 +227,20 @@ async fn status_of_an_unknown_or_malformed_run_exits_2() {
 #[tokio::test]
 async fn status_needs_a_database_and_says_how_to_name_one() {
     let out = backfill(&["status"], &[]).await;
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("DATABASE_URL is not set"),
-        "{}",
-        out.stderr
-    );
+    out.assert_fails(2, "DATABASE_URL is not set");
 
     // A server that is not there: exit 1, and the password never shows.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = test_support::net::free_port().unwrap();
     let url = format!("postgres://backfill:hunter2@127.0.0.1:{port}/nothing");
     let out = backfill(&["status"], &[("DATABASE_URL", url.as_str())]).await;
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("database unavailable"),
-        "{}",
-        out.stderr
-    );
+    out.assert_fails(1, "database unavailable");
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
 }
 
 #[tokio::test]
 async fn verify_checks_that_success_tickers_have_bars() {
-    let env = Env::new(unknown_nope()).await;
-    let (run1, _) = two_runs(&env).await;
-    let db = [("DATABASE_URL", env.url.as_str())];
+    let (env, run1, _) = two_runs().await;
+    let db = env.db_env();
 
     let out = backfill(&["verify", run1.as_str(), "--json"], &db).await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -291,8 +265,7 @@ async fn verify_checks_that_success_tickers_have_bars() {
 
 #[tokio::test]
 async fn a_rate_limited_batch_with_tickers_left_counts_as_waiting() {
-    let env = Env::new(unknown_nope()).await;
-    let (run1, run2) = two_runs(&env).await;
+    let (env, run1, run2) = two_runs().await;
     let client = env.client().await;
 
     // Run 2's batch 0 was answered 429 with IBM and ORCL unfinished; its batch 1 failed otherwise.
@@ -344,11 +317,7 @@ async fn database_rejections_show_in_status_by_name() {
         RunStatus::Incomplete
     );
 
-    let out = backfill(
-        &["status", run.as_str()],
-        &[("DATABASE_URL", env.url.as_str())],
-    )
-    .await;
+    let out = backfill(&["status", run.as_str()], &env.db_env()).await;
     assert_eq!(out.code, 0, "{out:?}");
     let text = &out.stdout;
     assert!(

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use market_sim::{Knobs, RunningSim, SimConfig};
+use market_sim::{Knobs, Provider, RunningSim, SimConfig};
 use serde_json::Value;
 use shared::config::Config;
-use shared::contract::{FetchBatchInput, FetchBatchOutput, SelectTickersOutput};
+use shared::contract::{
+    FetchBatchInput, FetchBatchOutput, FinalizeRunInput, FinalizeRunOutput, SelectTickersOutput,
+};
 use shared::db;
 use shared::handler::App;
 use shared::model::RunId;
@@ -99,6 +101,16 @@ impl Env {
         batch: i32,
     ) -> Result<FetchBatchOutput, BackfillError> {
         let stop_at = tokio::time::Instant::now() + Duration::from_secs(600);
+        self.fetch_until(run_id, batch, stop_at).await
+    }
+
+    /// fetch-batch that starts no ticker after `stop_at` (a Lambda deadline near or past).
+    pub async fn fetch_until(
+        &self,
+        run_id: &RunId,
+        batch: i32,
+        stop_at: tokio::time::Instant,
+    ) -> Result<FetchBatchOutput, BackfillError> {
         self.app
             .fetch(
                 FetchBatchInput {
@@ -132,9 +144,113 @@ impl Env {
         row.get(0)
     }
 
-    /// Inserts tickers and `mentions` articles for each, as the original application writes them.
-    pub async fn seed_mentions(&self, mentions: &[(&str, i64)]) {
-        test_support::original::seed_mentions(&self.client().await, mentions).await;
+    /// select-tickers, then fetch-batch of the first batch (`0` for a new run).
+    pub async fn select_and_fetch(
+        &self,
+        payload: Value,
+    ) -> (SelectTickersOutput, FetchBatchOutput) {
+        let run = self.select_ok(payload).await;
+        let first = run.batches.first().map_or(0, |b| b.batch);
+        let fetched = self.fetch_ok(&run.run_id, first).await;
+        (run, fetched)
+    }
+
+    /// select-tickers, fetch-batch once for every planned batch, then finalize-run: one
+    /// execution of the state machine in which nothing is retried or waited for.
+    pub async fn run_to_end(&self, payload: Value) -> (SelectTickersOutput, FinalizeRunOutput) {
+        let run = self.select_ok(payload).await;
+        for batch in &run.batches {
+            self.fetch_ok(&run.run_id, batch.batch).await;
+        }
+        let out = self.finalize_ok(&run.run_id).await;
+        (run, out)
+    }
+
+    /// finalize-run as the state machine calls it after a Map that reported nothing.
+    pub async fn finalize_ok(&self, run_id: &RunId) -> FinalizeRunOutput {
+        let input = FinalizeRunInput {
+            run_id: run_id.clone(),
+            lease_execution: None,
+            batch_results: None,
+        };
+        match self.app.finalize(input).await {
+            Ok(out) => out,
+            Err(e) => panic!("finalize-run {run_id} failed: {e}"),
+        }
+    }
+
+    /// Runs `sql` with the run's id as `$1`: stored rows as something else left them.
+    pub async fn execute_for_run(&self, sql: &str, run_id: &RunId) {
+        self.client()
+            .await
+            .execute(sql, &[&run_id.as_str()])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Rows in `stock_price_history`.
+    pub async fn stored_rows(&self) -> i64 {
+        self.client()
+            .await
+            .query_one("SELECT COUNT(*) FROM stock_price_history", &[])
+            .await
+            .expect("count rows")
+            .get(0)
+    }
+
+    /// [`Env::assert_stored_equals_truth`] for the hourly bars of an [`explicit`] or [`polygon`]
+    /// run ([`THREE_DAYS`]).
+    pub async fn assert_stored_hourly(&self, provider: Provider, symbol: &str) -> usize {
+        self.assert_stored_equals_truth(provider, market_sim::Interval::Hour, symbol, THREE_DAYS)
+            .await
+    }
+
+    /// Asserts that the stored bars of `symbol` in the UTC days `start..=end` equal market-sim's
+    /// ground truth (and that there is some); returns how many bars that is.
+    pub async fn assert_stored_equals_truth(
+        &self,
+        provider: Provider,
+        interval: market_sim::Interval,
+        symbol: &str,
+        (start, end): (&str, &str),
+    ) -> usize {
+        let truth = self
+            .sim
+            .ground_truth(provider, symbol, interval, date(start), date(end));
+        let client = self.client().await;
+        let from = date(start).and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let to = date(end)
+            .succ_opt()
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        let stored = db::prices::stored_bars(&client, symbol, from, to)
+            .await
+            .unwrap();
+        assert!(!truth.is_empty(), "ground truth for {symbol} is empty");
+        let stored: Vec<_> = stored
+            .iter()
+            .map(|b| (b.ts, b.open, b.high, b.low, b.close, b.volume))
+            .collect();
+        let expected: Vec<_> = truth
+            .iter()
+            .map(|b| {
+                (
+                    b.ts,
+                    Some(b.open),
+                    Some(b.high),
+                    Some(b.low),
+                    b.close,
+                    Some(b.volume),
+                )
+            })
+            .collect();
+        assert_eq!(
+            stored, expected,
+            "{symbol}: stored bars differ from ground truth"
+        );
+        expected.len()
     }
 
     pub async fn progress_status(&self, run_id: &RunId) -> Vec<(String, String)> {
@@ -145,6 +261,12 @@ impl Env {
             .into_iter()
             .map(|r| (r.symbol, r.status))
             .collect()
+    }
+
+    /// The run's tickers, by symbol.
+    pub async fn planned_symbols(&self, run_id: &RunId) -> Vec<String> {
+        let statuses = self.progress_status(run_id).await;
+        statuses.into_iter().map(|(symbol, _)| symbol).collect()
     }
 
     /// Yahoo chart requests the sim answered for `symbol` (any status).
@@ -162,15 +284,33 @@ pub fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
 }
 
-/// A new run over explicit symbols, 2026-03-09..=2026-03-11 hourly on Yahoo.
+/// The window of [`explicit`] and [`polygon`] runs: Monday to Wednesday.
+pub const THREE_DAYS: (&str, &str) = ("2026-03-09", "2026-03-11");
+
+/// A new run over explicit symbols, [`THREE_DAYS`] hourly on Yahoo.
 pub fn explicit(list: &[&str]) -> Value {
     serde_json::json!({
         "symbols": list,
-        "start_date": "2026-03-09",
-        "end_date": "2026-03-11",
+        "start_date": THREE_DAYS.0,
+        "end_date": THREE_DAYS.1,
         "interval": "1h",
         "provider": "yahoo",
     })
+}
+
+/// A new run over explicit symbols, [`THREE_DAYS`] on Polygon (the default interval).
+pub fn polygon(list: &[&str]) -> Value {
+    serde_json::json!({
+        "symbols": list,
+        "start_date": THREE_DAYS.0,
+        "end_date": THREE_DAYS.1,
+        "provider": "polygon",
+    })
+}
+
+/// market-sim's default knobs with `patch` merged in, e.g. `{"unknown_symbols": ["ZZZZ"]}`.
+pub fn knobs(patch: Value) -> Knobs {
+    Knobs::default().merged(&patch).unwrap()
 }
 
 pub fn error_type(e: BackfillError) -> String {

@@ -1,58 +1,10 @@
-use market_sim::{Knobs, Provider, RateLimit, RetryAfter};
+use market_sim::{Knobs, Provider};
 use serde_json::json;
-use shared::contract::{BatchStatus, FetchBatchInput};
+use shared::contract::BatchStatus;
 use shared::db;
 use shared::model::RunId;
 
 use crate::common::*;
-
-/// The stored bars of `symbol` equal market-sim's ground truth for the run's window.
-async fn assert_stored_equals_truth(
-    env: &Env,
-    provider: Provider,
-    interval: market_sim::Interval,
-    symbol: &str,
-    start: &str,
-    end: &str,
-) -> usize {
-    let truth = env
-        .sim
-        .ground_truth(provider, symbol, interval, date(start), date(end));
-    let client = env.client().await;
-    let from = date(start).and_hms_opt(0, 0, 0).unwrap().and_utc();
-    let to = date(end)
-        .succ_opt()
-        .unwrap()
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    let stored = db::prices::stored_bars(&client, symbol, from, to)
-        .await
-        .unwrap();
-    assert!(!truth.is_empty(), "ground truth for {symbol} is empty");
-    let stored: Vec<_> = stored
-        .iter()
-        .map(|b| (b.ts, b.open, b.high, b.low, b.close, b.volume))
-        .collect();
-    let expected: Vec<_> = truth
-        .iter()
-        .map(|b| {
-            (
-                b.ts,
-                Some(b.open),
-                Some(b.high),
-                Some(b.low),
-                b.close,
-                Some(b.volume),
-            )
-        })
-        .collect();
-    assert_eq!(
-        stored, expected,
-        "{symbol}: stored bars differ from ground truth"
-    );
-    expected.len()
-}
 
 #[tokio::test]
 async fn fetch_batch_writes_exactly_the_ground_truth_bars_from_yahoo() {
@@ -70,15 +22,7 @@ async fn fetch_batch_writes_exactly_the_ground_truth_bars_from_yahoo() {
     assert_eq!(out.retry_after_seconds, None);
     let mut total = 0;
     for s in ["AAPL", "MSFT"] {
-        total += assert_stored_equals_truth(
-            &env,
-            Provider::Yahoo,
-            market_sim::Interval::Hour,
-            s,
-            "2026-03-09",
-            "2026-03-11",
-        )
-        .await;
+        total += env.assert_stored_hourly(Provider::Yahoo, s).await;
         assert_eq!(
             env.yahoo_requests(s),
             1,
@@ -91,28 +35,10 @@ async fn fetch_batch_writes_exactly_the_ground_truth_bars_from_yahoo() {
 
 #[tokio::test]
 async fn fetch_batch_writes_exactly_the_ground_truth_bars_from_polygon_across_pages() {
-    let env = env_with(
-        Knobs {
-            polygon_page_size: Some(10),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
-    let run = env
-        .select_ok(json!({"symbols": ["AAPL"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
-        .await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let env = env_with(knobs(json!({"polygon_page_size": 10})), &[]).await;
+    let (_, out) = env.select_and_fetch(polygon(&["AAPL"])).await;
     assert_eq!(out.status, BatchStatus::Done);
-    let n = assert_stored_equals_truth(
-        &env,
-        Provider::Polygon,
-        market_sim::Interval::Hour,
-        "AAPL",
-        "2026-03-09",
-        "2026-03-11",
-    )
-    .await;
+    let n = env.assert_stored_hourly(Provider::Polygon, "AAPL").await;
     assert_eq!(out.records_inserted, n as i64);
     assert!(
         env.sim.request_count("/v2/aggs/ticker/AAPL", Some(200)) > 1,
@@ -128,17 +54,15 @@ async fn daily_bars_are_stored_at_midnight_exchange_time() {
     let env = env(&[]).await;
     let mut payload = explicit(&["AAPL"]);
     payload["interval"] = json!("1d");
-    let run = env.select_ok(payload).await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
-    let n = assert_stored_equals_truth(
-        &env,
-        Provider::Yahoo,
-        market_sim::Interval::Day,
-        "AAPL",
-        "2026-03-09",
-        "2026-03-11",
-    )
-    .await;
+    let (_, out) = env.select_and_fetch(payload).await;
+    let n = env
+        .assert_stored_equals_truth(
+            Provider::Yahoo,
+            market_sim::Interval::Day,
+            "AAPL",
+            THREE_DAYS,
+        )
+        .await;
     assert_eq!((n, out.records_inserted), (3, 3));
     let keys: Vec<String> = db::prices::stored_bars(
         &env.client().await,
@@ -164,8 +88,7 @@ async fn daily_bars_are_stored_at_midnight_exchange_time() {
 #[tokio::test]
 async fn a_second_fetch_of_the_same_window_inserts_zero_and_updates_zero() {
     let env = env(&[]).await;
-    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
-    let first = env.fetch_ok(&run.run_id, 0).await;
+    let (run, first) = env.select_and_fetch(explicit(&["AAPL", "MSFT"])).await;
     assert!(first.records_inserted > 0);
 
     let again = env
@@ -199,15 +122,7 @@ async fn a_changed_bar_is_refreshed_and_counted_as_updated() {
     let out = env.fetch_ok(&run.run_id, again.batches[0].batch).await;
 
     assert_eq!((out.records_inserted, out.records_updated), (0, 1));
-    assert_stored_equals_truth(
-        &env,
-        Provider::Yahoo,
-        market_sim::Interval::Hour,
-        "AAPL",
-        "2026-03-09",
-        "2026-03-11",
-    )
-    .await;
+    env.assert_stored_hourly(Provider::Yahoo, "AAPL").await;
     let refreshed: i64 = client
         .query_one(
             "SELECT COUNT(*) FROM stock_price_history WHERE updated_at IS NOT NULL",
@@ -221,25 +136,10 @@ async fn a_changed_bar_is_refreshed_and_counted_as_updated() {
 
 #[tokio::test]
 async fn null_elements_are_skipped_and_counted() {
-    let env = env_with(
-        Knobs {
-            null_symbols: ["AAPL".to_string()].into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
+    let env = env_with(knobs(json!({"null_symbols": ["AAPL"]})), &[]).await;
     let run = env.select_ok(explicit(&["AAPL"])).await;
     env.fetch_ok(&run.run_id, 0).await;
-    assert_stored_equals_truth(
-        &env,
-        Provider::Yahoo,
-        market_sim::Interval::Hour,
-        "AAPL",
-        "2026-03-09",
-        "2026-03-11",
-    )
-    .await;
+    env.assert_stored_hourly(Provider::Yahoo, "AAPL").await;
     let truth = env.sim.ground_truth_with_skipped(
         Provider::Yahoo,
         "AAPL",
@@ -264,26 +164,20 @@ async fn null_elements_are_skipped_and_counted() {
 async fn rate_limit_mid_batch_commits_progress_and_reports_the_budgets_pause() {
     // Yahoo's 429 carries no Retry-After: it pauses the shared budget for RATE_LIMIT_PAUSE_SECONDS,
     // longer than an invocation may sleep (RATE_BUDGET_MAX_WAIT_SECONDS), so the batch returns.
-    let knobs = Knobs {
-        rate_limit: Some(RateLimit {
-            requests: 2,
-            window_seconds: 3600,
-            retry_after: RetryAfter::None,
-            kind: Default::default(),
-        }),
-        ..Default::default()
-    };
+    let two_an_hour = knobs(json!({"rate_limit": {
+        "requests": 2,
+        "window_seconds": 3600,
+        "retry_after": "none",
+    }}));
     let env = env_with(
-        knobs,
+        two_an_hour,
         &[
             ("RATE_LIMIT_PAUSE_SECONDS", "2"),
             ("RATE_BUDGET_MAX_WAIT_SECONDS", "1"),
         ],
     )
     .await;
-    let run = env.select_ok(explicit(&["A", "B", "C", "D"])).await;
-
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let (run, out) = env.select_and_fetch(explicit(&["A", "B", "C", "D"])).await;
 
     assert_eq!(out.status, BatchStatus::RateLimited);
     assert_eq!((out.success, out.rate_limited, out.pending), (2, 1, 1));
@@ -302,15 +196,7 @@ async fn rate_limit_mid_batch_commits_progress_and_reports_the_budgets_pause() {
             ("D".into(), "pending".into()),
         ]
     );
-    assert_stored_equals_truth(
-        &env,
-        Provider::Yahoo,
-        market_sim::Interval::Hour,
-        "B",
-        "2026-03-09",
-        "2026-03-11",
-    )
-    .await;
+    env.assert_stored_hourly(Provider::Yahoo, "B").await;
     assert_eq!(
         env.yahoo_requests("D"),
         0,
@@ -343,20 +229,13 @@ async fn rate_limit_mid_batch_commits_progress_and_reports_the_budgets_pause() {
 
 #[tokio::test]
 async fn polygon_retry_after_is_reported_as_the_wait() {
-    let knobs = Knobs {
-        rate_limit: Some(RateLimit {
-            requests: 1,
-            window_seconds: 3600,
-            retry_after: RetryAfter::Fixed(17),
-            kind: Default::default(),
-        }),
-        ..Default::default()
-    };
-    let env = env_with(knobs, &[]).await;
-    let run = env
-        .select_ok(json!({"symbols": ["AAPL", "MSFT"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
-        .await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let one_an_hour = knobs(json!({"rate_limit": {
+        "requests": 1,
+        "window_seconds": 3600,
+        "retry_after": {"fixed": 17},
+    }}));
+    let env = env_with(one_an_hour, &[]).await;
+    let (_, out) = env.select_and_fetch(polygon(&["AAPL", "MSFT"])).await;
     assert_eq!(out.status, BatchStatus::RateLimited);
     assert_eq!(out.retry_after_seconds, Some(17));
     assert_eq!((out.success, out.rate_limited), (1, 1));
@@ -364,16 +243,10 @@ async fn polygon_retry_after_is_reported_as_the_wait() {
 
 #[tokio::test]
 async fn an_unknown_symbol_fails_only_that_ticker_with_a_readable_reason() {
-    let env = env_with(
-        Knobs {
-            unknown_symbols: ["ZZZZ".to_string()].into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
-    let run = env.select_ok(explicit(&["AAPL", "ZZZZ", "MSFT"])).await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let env = env_with(knobs(json!({"unknown_symbols": ["ZZZZ"]})), &[]).await;
+    let (run, out) = env
+        .select_and_fetch(explicit(&["AAPL", "ZZZZ", "MSFT"]))
+        .await;
 
     assert_eq!(out.status, BatchStatus::Done);
     assert_eq!((out.success, out.failed), (2, 1));
@@ -405,16 +278,11 @@ const IMPATIENT: [(&str, &str); 3] = [
     ("FAULT_BACKOFF_CAP_SECONDS", "1"),
 ];
 
-fn knobs(patch: serde_json::Value) -> Knobs {
-    Knobs::default().merged(&patch).unwrap()
-}
-
 #[tokio::test]
 async fn a_well_formed_answer_that_breaks_the_contract_fails_the_ticker_not_the_batch() {
     // MSFT's chart comes back as 3-month bars where 1h was asked: complete JSON, wrong answer.
     let env = env_with(knobs(json!({"coarse_symbols": ["MSFT"]})), &IMPATIENT).await;
-    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let (run, out) = env.select_and_fetch(explicit(&["AAPL", "MSFT"])).await;
     assert_eq!(
         (out.status, out.success, out.failed),
         (BatchStatus::Done, 1, 1)
@@ -438,23 +306,14 @@ async fn truncated_bodies_and_5xx_that_recover_are_retried_and_every_ticker_is_s
     ] {
         let env = env_with(knobs(fault.clone()), &IMPATIENT).await;
         let symbols = ["AAPL", "AMZN", "MSFT", "NVDA"];
-        let run = env.select_ok(explicit(&symbols)).await;
-        let out = env.fetch_ok(&run.run_id, 0).await;
+        let (_, out) = env.select_and_fetch(explicit(&symbols)).await;
         assert_eq!(
             (out.status, out.success, out.failed),
             (BatchStatus::Done, 4, 0),
             "{fault}"
         );
         for symbol in symbols {
-            assert_stored_equals_truth(
-                &env,
-                Provider::Yahoo,
-                market_sim::Interval::Hour,
-                symbol,
-                "2026-03-09",
-                "2026-03-11",
-            )
-            .await;
+            env.assert_stored_hourly(Provider::Yahoo, symbol).await;
         }
     }
 }
@@ -463,8 +322,9 @@ async fn truncated_bodies_and_5xx_that_recover_are_retried_and_every_ticker_is_s
 async fn a_fault_that_outlasts_the_patience_commits_progress_and_asks_to_wait() {
     // MSFT's body is always cut short: garbled, so retried, but it never recovers.
     let env = env_with(knobs(json!({"malformed_symbols": ["MSFT"]})), &IMPATIENT).await;
-    let run = env.select_ok(explicit(&["AAPL", "MSFT", "NVDA"])).await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let (run, out) = env
+        .select_and_fetch(explicit(&["AAPL", "MSFT", "NVDA"]))
+        .await;
     assert_eq!(out.status, BatchStatus::Unavailable);
     assert!(out.retry_after_seconds.is_some_and(|s| s >= 1), "{out:?}");
     assert_eq!(
@@ -495,8 +355,7 @@ async fn a_fault_that_outlasts_the_patience_commits_progress_and_asks_to_wait() 
 async fn a_provider_wide_outage_stops_the_invocation_after_two_tickers() {
     let env = env_with(knobs(json!({"fail_every_nth": 1})), &IMPATIENT).await;
     let symbols = ["A", "B", "C", "D", "E", "F"];
-    let run = env.select_ok(explicit(&symbols)).await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let (_, out) = env.select_and_fetch(explicit(&symbols)).await;
     assert_eq!(out.status, BatchStatus::Unavailable);
     assert_eq!(
         out.attempted, 2,
@@ -510,8 +369,7 @@ async fn a_batch_without_progress_for_the_timeout_is_stalled_with_its_reason() {
     let mut extra = IMPATIENT.to_vec();
     extra.push(("NO_PROGRESS_TIMEOUT_SECONDS", "0"));
     let env = env_with(knobs(json!({"fail_every_nth": 1})), &extra).await;
-    let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let (run, out) = env.select_and_fetch(explicit(&["AAPL", "MSFT"])).await;
     assert_eq!(out.status, BatchStatus::Stalled);
     assert_eq!(out.retry_after_seconds, None);
     let problems = db::batches::problems(&env.client().await, &run.run_id)
@@ -535,9 +393,7 @@ async fn a_batch_without_progress_for_the_timeout_is_stalled_with_its_reason() {
 #[tokio::test]
 async fn a_rejected_key_is_provider_rejected() {
     let env = env(&[("POLYGON_API_KEY", "wrong-key")]).await;
-    let run = env
-        .select_ok(json!({"symbols": ["AAPL"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
-        .await;
+    let run = env.select_ok(polygon(&["AAPL"])).await;
     let err = env.fetch(&run.run_id, 0).await.unwrap_err();
     assert!(
         !err.to_string().contains("wrong-key"),
@@ -554,18 +410,7 @@ async fn a_tiny_budget_returns_partial_after_one_ticker_until_done() {
     let past = tokio::time::Instant::now();
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let out = env
-            .app
-            .fetch(
-                FetchBatchInput {
-                    run_id: run.run_id.clone(),
-                    batch: 0,
-                    lease_execution: None,
-                },
-                past,
-            )
-            .await
-            .unwrap();
+        let out = env.fetch_until(&run.run_id, 0, past).await.unwrap();
         assert_eq!(
             out.attempted, 1,
             "at least one ticker per call, so a tiny budget still progresses"
@@ -597,14 +442,7 @@ async fn a_lambda_deadline_in_the_past_falls_back_to_the_configured_budget() {
 
 #[tokio::test]
 async fn concurrent_invocations_of_one_batch_never_fetch_the_same_ticker() {
-    let env = env_with(
-        Knobs {
-            latency_ms: 150,
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
+    let env = env_with(knobs(json!({"latency_ms": 150})), &[]).await;
     let list = ["A", "B", "C", "D", "E", "F"];
     let run = env.select_ok(explicit(&list)).await;
 
@@ -671,18 +509,7 @@ async fn tickers_held_by_another_invocation_are_waited_for_not_refetched() {
     // The only ticker is held for the whole (short) budget: nothing is fetched, `partial` says
     // "call again", and the holder's work is not duplicated.
     let stop_at = tokio::time::Instant::now() + std::time::Duration::from_millis(2500);
-    let out = env
-        .app
-        .fetch(
-            FetchBatchInput {
-                run_id: run.run_id.clone(),
-                batch: 0,
-                lease_execution: None,
-            },
-            stop_at,
-        )
-        .await
-        .unwrap();
+    let out = env.fetch_until(&run.run_id, 0, stop_at).await.unwrap();
     assert_eq!(
         (out.status, out.attempted, out.pending),
         (BatchStatus::Partial, 0, 1)
@@ -700,25 +527,12 @@ async fn tickers_held_by_another_invocation_are_waited_for_not_refetched() {
 #[tokio::test]
 async fn an_interrupted_ticker_goes_on_from_its_cursor_page_by_page() {
     let env = env_with(knobs(json!({"polygon_page_size": 20})), &[]).await;
-    let run = env
-        .select_ok(json!({"symbols": ["AAPL"], "start_date": "2026-03-09", "end_date": "2026-03-11", "provider": "polygon"}))
-        .await;
+    let run = env.select_ok(polygon(&["AAPL"])).await;
     let past = tokio::time::Instant::now();
     let mut statuses = Vec::new();
     let mut cursors = Vec::new();
     for _ in 0..3 {
-        let out = env
-            .app
-            .fetch(
-                FetchBatchInput {
-                    run_id: run.run_id.clone(),
-                    batch: 0,
-                    lease_execution: None,
-                },
-                past,
-            )
-            .await
-            .unwrap();
+        let out = env.fetch_until(&run.run_id, 0, past).await.unwrap();
         statuses.push(out.status);
         let cursor: Option<chrono::DateTime<chrono::Utc>> = env
             .client()
@@ -758,15 +572,7 @@ async fn an_interrupted_ticker_goes_on_from_its_cursor_page_by_page() {
         3,
         "no page was asked for twice"
     );
-    let n = assert_stored_equals_truth(
-        &env,
-        Provider::Polygon,
-        market_sim::Interval::Hour,
-        "AAPL",
-        "2026-03-09",
-        "2026-03-11",
-    )
-    .await;
+    let n = env.assert_stored_hourly(Provider::Polygon, "AAPL").await;
     assert_eq!(n, 48);
     assert_eq!(env.progress_inserted(&run.run_id).await, 48);
 }
@@ -782,9 +588,7 @@ async fn a_far_slot_in_the_shared_budget_returns_rate_limited_without_sending() 
         ],
     )
     .await;
-    let run = env.select_ok(explicit(&["FARA", "FARB"])).await;
-
-    let out = env.fetch_ok(&run.run_id, 0).await;
+    let (run, out) = env.select_and_fetch(explicit(&["FARA", "FARB"])).await;
 
     assert_eq!(out.status, BatchStatus::RateLimited);
     assert_eq!((out.success, out.rate_limited, out.pending), (1, 0, 1));
@@ -843,14 +647,11 @@ async fn two_instances_share_one_budget() {
 async fn a_malformed_stored_symbol_in_the_batch_is_stored_data_invalid_at_once() {
     let env = env(&[("FAULT_PATIENCE_SECONDS", "600")]).await;
     let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
-    env.client()
-        .await
-        .execute(
-            "UPDATE backfill_progress SET symbol = 'A/B' WHERE run_id = $1 AND symbol = 'MSFT'",
-            &[&run.run_id.as_str()],
-        )
-        .await
-        .unwrap();
+    env.execute_for_run(
+        "UPDATE backfill_progress SET symbol = 'A/B' WHERE run_id = $1 AND symbol = 'MSFT'",
+        &run.run_id,
+    )
+    .await;
     let started = std::time::Instant::now();
     let err = env.fetch(&run.run_id, 0).await.unwrap_err();
     assert!(!err.is_retryable(), "{err}");

@@ -1,4 +1,3 @@
-use market_sim::{Knobs, RateLimit, RetryAfter};
 use serde_json::json;
 use shared::contract::RunStatus;
 use shared::db;
@@ -52,25 +51,8 @@ async fn a_fully_fetched_run_finalizes_succeeded_with_the_original_result_fields
 
 #[tokio::test]
 async fn failed_tickers_make_the_run_completed_with_failures_and_are_listed() {
-    let env = env_with(
-        Knobs {
-            unknown_symbols: ["ZZZZ".to_string()].into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
-    let run = env.select_ok(explicit(&["AAPL", "ZZZZ"])).await;
-    env.fetch_ok(&run.run_id, 0).await;
-    let out = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run.run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
+    let env = env_with(knobs(json!({"unknown_symbols": ["ZZZZ"]})), &[]).await;
+    let (_, out) = env.run_to_end(explicit(&["AAPL", "ZZZZ"])).await;
     assert_eq!(out.status, RunStatus::CompletedWithFailures);
     assert_eq!(out.errors.len(), 1);
     assert_eq!(out.errors[0].symbol, "ZZZZ");
@@ -79,49 +61,23 @@ async fn failed_tickers_make_the_run_completed_with_failures_and_are_listed() {
 
 #[tokio::test]
 async fn rate_limited_tickers_leave_the_run_incomplete_for_a_later_resume() {
-    let knobs = Knobs {
-        rate_limit: Some(RateLimit {
-            requests: 1,
-            window_seconds: 3600,
-            retry_after: RetryAfter::None,
-            kind: Default::default(),
-        }),
-        ..Default::default()
-    };
+    let one_an_hour = knobs(json!({"rate_limit": {
+        "requests": 1,
+        "window_seconds": 3600,
+        "retry_after": "none",
+    }}));
     // A 429 pauses the shared budget for 1 s: fetch-batch sleeps through it and asks again,
     // and gives up on the third 429 in a row; the resume below finds the pause over.
-    let env = env_with(knobs, &[("RATE_LIMIT_PAUSE_SECONDS", "1")]).await;
-    let run = env.select_ok(explicit(&["AAPL", "MSFT", "NVDA"])).await;
-    env.fetch_ok(&run.run_id, 0).await;
-    let out = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run.run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
+    let env = env_with(one_an_hour, &[("RATE_LIMIT_PAUSE_SECONDS", "1")]).await;
+    let (run, out) = env.run_to_end(explicit(&["AAPL", "MSFT", "NVDA"])).await;
     assert_eq!(out.status, RunStatus::Incomplete);
     assert_eq!((out.success, out.rate_limited, out.pending), (1, 1, 1));
     assert_eq!(out.errors[0].error_name.as_deref(), Some("RateLimited"));
 
     // Resume after the window: only the unfinished tickers are fetched, the run completes.
     env.sim.update_knobs(|k| k.rate_limit = None);
-    let resumed = env.select_ok(json!({"run_id": run.run_id})).await;
+    let (resumed, out) = env.run_to_end(json!({"run_id": run.run_id})).await;
     assert_eq!((resumed.tickers, resumed.skipped), (2, 1));
-    for b in &resumed.batches {
-        env.fetch_ok(&run.run_id, b.batch).await;
-    }
-    let out = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run.run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
     assert_eq!(
         (out.status, out.success, out.skipped),
         (RunStatus::Succeeded, 3, 1)
@@ -142,17 +98,7 @@ async fn errors_are_capped_at_one_hundred() {
     let refs: Vec<&str> = list.iter().map(String::as_str).collect();
     let mut payload = explicit(&refs);
     payload["batch_size"] = json!(200);
-    let run = env.select_ok(payload).await;
-    env.fetch_ok(&run.run_id, 0).await;
-    let out = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run.run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
+    let (_, out) = env.run_to_end(payload).await;
     assert_eq!(out.failed, 120);
     assert_eq!(out.errors.len(), 100);
 }
@@ -227,17 +173,7 @@ async fn a_map_failure_object_instead_of_outcomes_is_tolerated() {
 #[tokio::test]
 async fn finalize_on_a_finished_run_changes_nothing() {
     let env = env(&[]).await;
-    let run = env.select_ok(explicit(&["AAPL"])).await;
-    env.fetch_ok(&run.run_id, 0).await;
-    let first = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run.run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
+    let (run, first) = env.run_to_end(explicit(&["AAPL"])).await;
     assert_eq!(first.status, RunStatus::Succeeded);
     // The run's closing as stored, and its failed batches.
     let stored = || async {
@@ -310,14 +246,11 @@ async fn finalize_by_an_execution_without_the_lease_leaves_the_run_open() {
 async fn finalizing_a_run_stored_with_an_unknown_status_is_stored_data_invalid_and_not_retried() {
     let env = env(&[]).await;
     let run = env.select_ok(explicit(&["AAPL"])).await;
-    env.client()
-        .await
-        .execute(
-            "UPDATE backfill_run SET status = 'paused' WHERE run_id = $1",
-            &[&run.run_id.as_str()],
-        )
-        .await
-        .unwrap();
+    env.execute_for_run(
+        "UPDATE backfill_run SET status = 'paused' WHERE run_id = $1",
+        &run.run_id,
+    )
+    .await;
     let err = env
         .app
         .finalize_run(event(json!({"run_id": run.run_id})))

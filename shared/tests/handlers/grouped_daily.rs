@@ -7,25 +7,38 @@ use shared::contract::BatchStatus;
 use shared::db;
 use shared::model::{DateRange, Interval, RunId, Strategy};
 
-use crate::common::{date, env, error_type};
+use crate::common::{date, env, error_type, Env};
 
 const LISTED: [&str; 11] = [
     "AAPL", "AMZN", "BRK.B", "GOOG", "JPM", "META", "MSFT", "NVDA", "SYN0001", "SYN0002", "TSLA",
 ];
 const NOT_LISTED: &str = "ZZNOPE";
 
+/// Monday to Sunday: 5 weekdays.
+const WEEK: (&str, &str) = ("2026-03-09", "2026-03-15");
+
 fn grouped_request(batch_size: i64) -> serde_json::Value {
     let mut symbols: Vec<&str> = LISTED.to_vec();
     symbols.push(NOT_LISTED);
     json!({
         "symbols": symbols,
-        // Monday to Sunday: 5 weekdays.
-        "start_date": "2026-03-09",
-        "end_date": "2026-03-15",
+        "start_date": WEEK.0,
+        "end_date": WEEK.1,
         "interval": "1d",
         "provider": "polygon",
         "batch_size": batch_size,
     })
+}
+
+/// Every listed ticker's stored bars are what a per-ticker run stores (the same keys and
+/// prices): one daily bar per weekday.
+async fn assert_listed_tickers_store_the_per_ticker_truth(env: &Env) {
+    for symbol in LISTED {
+        let stored = env
+            .assert_stored_equals_truth(Provider::Polygon, SimInterval::Day, symbol, WEEK)
+            .await;
+        assert_eq!(stored, 5, "{symbol}");
+    }
 }
 
 async fn day_statuses(client: &tokio_postgres::Client, run_id: &RunId) -> Vec<(String, String)> {
@@ -100,47 +113,12 @@ async fn a_grouped_run_stores_the_per_ticker_truth_in_one_call_per_weekday() {
     // The stored rows are what a per-ticker run stores: the same keys and prices.
     let range = DateRange::new(date("2026-03-09"), date("2026-03-15")).unwrap();
     let (from, to) = range.stored_window(Interval::Day);
-    for symbol in LISTED {
-        let stored = db::prices::stored_bars(&client, symbol, from, to)
-            .await
-            .unwrap();
-        let truth = env.sim.ground_truth(
-            Provider::Polygon,
-            symbol,
-            SimInterval::Day,
-            range.start(),
-            range.end(),
-        );
-        assert_eq!(stored.len(), 5, "{symbol}");
-        for (s, t) in stored.iter().zip(&truth) {
-            assert_eq!(s.ts, t.ts, "{symbol}");
-            assert_eq!(
-                (s.open, s.high, s.low, s.close, s.volume),
-                (
-                    Some(t.open),
-                    Some(t.high),
-                    Some(t.low),
-                    t.close,
-                    Some(t.volume)
-                ),
-                "{symbol} {}",
-                s.ts
-            );
-        }
-    }
+    assert_listed_tickers_store_the_per_ticker_truth(&env).await;
     let nothing = db::prices::stored_bars(&client, NOT_LISTED, from, to)
         .await
         .unwrap();
     assert!(nothing.is_empty());
-    let summary = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
+    let summary = env.finalize_ok(&run_id).await;
     assert_eq!((summary.success, summary.failed), (11, 1));
     assert_eq!(summary.records_inserted, 55);
     // calls ÷ minimum calls (weekdays of the window).
@@ -175,12 +153,7 @@ async fn a_day_fetched_twice_stores_and_counts_nothing_twice() {
     let last = env.fetch_ok(&run_id, 2).await;
     assert_eq!((last.success, last.failed, last.pending), (11, 1, 0));
     assert_eq!(env.progress_inserted(&run_id).await, 55);
-    let stored: i64 = client
-        .query_one("SELECT COUNT(*) FROM stock_price_history", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, 55);
+    assert_eq!(env.stored_rows().await, 55);
     assert_eq!(env.sim.grouped_requests(None), 6);
 }
 
@@ -225,7 +198,7 @@ const WEEKDAYS: [&str; 5] = [
 ];
 
 /// Grouped requests market-sim answered for `day` with `status` (any status if `None`).
-fn grouped_requests_for(env: &crate::common::Env, day: &str, status: Option<u16>) -> u64 {
+fn grouped_requests_for(env: &Env, day: &str, status: Option<u16>) -> u64 {
     env.sim.request_count(
         &format!("/v2/aggs/grouped/locale/us/market/stocks/{day}"),
         status,
@@ -283,15 +256,7 @@ async fn a_resumed_grouped_run_fetches_only_the_days_not_done_and_completes() {
         ]
     );
     // Every ticker waits for the days not done: the run closes incomplete, nothing settled.
-    let closed = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
+    let closed = env.finalize_ok(&run_id).await;
     assert_eq!(closed.status, shared::contract::RunStatus::Incomplete);
     assert_eq!(
         (closed.success, closed.failed, closed.pending),
@@ -351,8 +316,6 @@ async fn a_resumed_grouped_run_fetches_only_the_days_not_done_and_completes() {
     assert_eq!(env.sim.request_count("/v2/aggs/ticker/", None), 0);
 
     // Every listed ticker success with the per-ticker truth, the unlisted one failed.
-    let range = DateRange::new(date("2026-03-09"), date("2026-03-15")).unwrap();
-    let (from, to) = range.stored_window(Interval::Day);
     for row in db::progress::list(&client, &run_id).await.unwrap() {
         if row.symbol == NOT_LISTED {
             assert_eq!(row.status, "failed", "{row:?}");
@@ -362,53 +325,10 @@ async fn a_resumed_grouped_run_fetches_only_the_days_not_done_and_completes() {
             assert_eq!(row.records_inserted, 5, "{row:?}");
         }
     }
-    for symbol in LISTED {
-        let stored = db::prices::stored_bars(&client, symbol, from, to)
-            .await
-            .unwrap();
-        let truth = env.sim.ground_truth(
-            Provider::Polygon,
-            symbol,
-            SimInterval::Day,
-            range.start(),
-            range.end(),
-        );
-        let stored: Vec<_> = stored
-            .iter()
-            .map(|s| (s.ts, s.open, s.high, s.low, s.close, s.volume))
-            .collect();
-        let truth: Vec<_> = truth
-            .iter()
-            .map(|t| {
-                (
-                    t.ts,
-                    Some(t.open),
-                    Some(t.high),
-                    Some(t.low),
-                    t.close,
-                    Some(t.volume),
-                )
-            })
-            .collect();
-        assert_eq!(truth.len(), 5, "{symbol}");
-        assert_eq!(stored, truth, "{symbol}");
-    }
-    let stored: i64 = client
-        .query_one("SELECT COUNT(*) FROM stock_price_history", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, 55);
+    assert_listed_tickers_store_the_per_ticker_truth(&env).await;
+    assert_eq!(env.stored_rows().await, 55);
 
-    let summary = env
-        .app
-        .finalize(shared::contract::FinalizeRunInput {
-            run_id: run_id.clone(),
-            lease_execution: None,
-            batch_results: None,
-        })
-        .await
-        .unwrap();
+    let summary = env.finalize_ok(&run_id).await;
     assert_eq!(
         summary.status,
         shared::contract::RunStatus::CompletedWithFailures

@@ -13,25 +13,9 @@ async fn original() -> Env {
     env_on(Schema::Original, Knobs::default(), &[]).await
 }
 
-fn symbols_of(rows: Vec<(String, String)>) -> Vec<String> {
-    rows.into_iter().map(|(s, _)| s).collect()
-}
-
 /// The original's rows of `stock_price_history`, which other jobs wrote and nothing here may touch.
 async fn original_price_rows(env: &Env) -> Vec<String> {
-    env.client()
-        .await
-        .query(
-            "SELECT row_to_json(s)::text FROM (
-                 SELECT id, symbol, date, open_price, high_price, low_price, close_price, volume, created_at
-                   FROM stock_price_history WHERE date < '2026-01-01' ORDER BY id) s",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    test_support::original::price_rows(&env.client().await).await
 }
 
 #[tokio::test]
@@ -41,27 +25,18 @@ async fn min_articles_and_top_n_select_from_the_original_tables() {
     let by_threshold = env
         .select_ok(json!({"min_articles": 2, "start_date": "2026-03-09", "end_date": "2026-03-11"}))
         .await;
-    assert_eq!(
-        symbols_of(env.progress_status(&by_threshold.run_id).await),
-        ["AAPL"]
-    );
+    assert_eq!(env.planned_symbols(&by_threshold.run_id).await, ["AAPL"]);
     let top = env
         .select_ok(json!({"top_n": 2, "start_date": "2026-03-09", "end_date": "2026-03-11"}))
         .await;
-    assert_eq!(
-        symbols_of(env.progress_status(&top.run_id).await),
-        ["AAPL", "BRK.B"]
-    );
+    assert_eq!(env.planned_symbols(&top.run_id).await, ["AAPL", "BRK.B"]);
 
     // Recency counts by the article's published_at: only MSFT was mentioned this week.
-    env.seed_mentions(&[("MSFT", 1)]).await;
+    test_support::original::seed_mentions(&env.client().await, &[("MSFT", 1)]).await;
     let recent = env
         .select_ok(json!({"top_n": 2, "mentions_within_days": 7, "start_date": "2026-03-09", "end_date": "2026-03-11"}))
         .await;
-    assert_eq!(
-        symbols_of(env.progress_status(&recent.run_id).await),
-        ["MSFT"]
-    );
+    assert_eq!(env.planned_symbols(&recent.run_id).await, ["MSFT"]);
 }
 
 #[tokio::test]

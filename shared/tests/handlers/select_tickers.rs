@@ -7,19 +7,17 @@ use crate::common::*;
 #[tokio::test]
 async fn min_articles_keeps_the_original_threshold_semantics() {
     let env = env(&[]).await;
-    env.seed_mentions(&[("MSFT", 12), ("AAPL", 10), ("TSLA", 9), ("NVDA", 30)])
-        .await;
+    test_support::original::seed_mentions(
+        &env.client().await,
+        &[("MSFT", 12), ("AAPL", 10), ("TSLA", 9), ("NVDA", 30)],
+    )
+    .await;
 
     let out = env
         .select_ok(json!({"start_date": "2026-03-09", "end_date": "2026-03-11"}))
         .await;
 
-    let planned: Vec<String> = env
-        .progress_status(&out.run_id)
-        .await
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let planned = env.planned_symbols(&out.run_id).await;
     assert_eq!(
         planned,
         ["AAPL", "MSFT", "NVDA"],
@@ -44,18 +42,16 @@ async fn min_articles_keeps_the_original_threshold_semantics() {
 #[tokio::test]
 async fn top_n_ranks_by_mentions_and_breaks_ties_by_symbol() {
     let env = env(&[]).await;
-    env.seed_mentions(&[("XOM", 5), ("ZM", 7), ("AMD", 7), ("IBM", 3), ("KO", 7)])
-        .await;
+    test_support::original::seed_mentions(
+        &env.client().await,
+        &[("XOM", 5), ("ZM", 7), ("AMD", 7), ("IBM", 3), ("KO", 7)],
+    )
+    .await;
 
     let out = env
         .select_ok(json!({"top_n": 2, "start_date": "2026-03-09"}))
         .await;
-    let planned: Vec<String> = env
-        .progress_status(&out.run_id)
-        .await
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let planned = env.planned_symbols(&out.run_id).await;
     assert_eq!(
         planned,
         ["AMD", "KO"],
@@ -65,12 +61,7 @@ async fn top_n_ranks_by_mentions_and_breaks_ties_by_symbol() {
     let out = env
         .select_ok(json!({"top_n": 4, "start_date": "2026-03-09"}))
         .await;
-    let planned: Vec<String> = env
-        .progress_status(&out.run_id)
-        .await
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let planned = env.planned_symbols(&out.run_id).await;
     assert_eq!(planned, ["AMD", "KO", "XOM", "ZM"]);
 }
 
@@ -81,12 +72,7 @@ async fn explicit_list_is_normalised_and_need_not_be_in_the_ticker_table() {
         .select_ok(explicit(&["msft", "AAPL", "MSFT", "brk.b"]))
         .await;
     assert_eq!(out.tickers, 3);
-    let planned: Vec<String> = env
-        .progress_status(&out.run_id)
-        .await
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let planned = env.planned_symbols(&out.run_id).await;
     assert_eq!(planned, ["AAPL", "BRK.B", "MSFT"]);
 }
 
@@ -213,14 +199,7 @@ async fn resume_of_an_unknown_run_is_run_not_found_and_writes_nothing() {
 
 #[tokio::test]
 async fn resume_requeues_only_unfinished_tickers_under_new_batch_numbers() {
-    let env = env_with(
-        market_sim::Knobs {
-            unknown_symbols: ["BAD".to_string()].into(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
+    let env = env_with(knobs(json!({"unknown_symbols": ["BAD"]})), &[]).await;
     let mut payload = explicit(&["AAPL", "BAD", "MSFT"]);
     payload["batch_size"] = json!(2);
     let first = env.select_ok(payload).await;
@@ -388,7 +367,7 @@ async fn mentions_within_days_counts_only_recent_mentions_like_the_original_test
     // OLD's articles were published a month ago; NEW's and MID's this week. Recency is the
     // article's `published_at`: the original `article_ticker` has no time of its own.
     test_support::original::seed_mentions_aged(&client, &[("OLD", 9)], 30).await;
-    env.seed_mentions(&[("NEW", 3), ("MID", 2)]).await;
+    test_support::original::seed_mentions(&env.client().await, &[("NEW", 3), ("MID", 2)]).await;
 
     let all_time = env
         .select_ok(json!({"top_n": 2, "start_date": "2026-03-09"}))
@@ -397,15 +376,8 @@ async fn mentions_within_days_counts_only_recent_mentions_like_the_original_test
         .select_ok(json!({"top_n": 2, "mentions_within_days": 7, "start_date": "2026-03-09"}))
         .await;
 
-    let names = |v: Vec<(String, String)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
-    assert_eq!(
-        names(env.progress_status(&all_time.run_id).await),
-        ["NEW", "OLD"]
-    );
-    assert_eq!(
-        names(env.progress_status(&recent.run_id).await),
-        ["MID", "NEW"]
-    );
+    assert_eq!(env.planned_symbols(&all_time.run_id).await, ["NEW", "OLD"]);
+    assert_eq!(env.planned_symbols(&recent.run_id).await, ["MID", "NEW"]);
     let run = db::runs::get(&client, &recent.run_id).await.unwrap();
     assert_eq!(
         run.selection,
@@ -487,14 +459,11 @@ async fn resume_refused_as_stored_data_invalid(env: &Env, run_id: &str) -> Strin
 async fn resume_of_a_stored_run_with_an_unknown_provider_is_stored_data_invalid() {
     let env = env(&[]).await;
     let run = env.select_ok(explicit(&["AAPL"])).await;
-    env.client()
-        .await
-        .execute(
-            "UPDATE backfill_run SET provider = 'alpaca' WHERE run_id = $1",
-            &[&run.run_id.as_str()],
-        )
-        .await
-        .unwrap();
+    env.execute_for_run(
+        "UPDATE backfill_run SET provider = 'alpaca' WHERE run_id = $1",
+        &run.run_id,
+    )
+    .await;
     let message = resume_refused_as_stored_data_invalid(&env, run.run_id.as_str()).await;
     assert!(
         message.contains("backfill_run") && message.contains("alpaca"),
@@ -506,14 +475,11 @@ async fn resume_of_a_stored_run_with_an_unknown_provider_is_stored_data_invalid(
 async fn resume_of_a_run_whose_stored_progress_holds_a_malformed_symbol_is_stored_data_invalid() {
     let env = env(&[]).await;
     let run = env.select_ok(explicit(&["AAPL", "MSFT"])).await;
-    env.client()
-        .await
-        .execute(
-            "UPDATE backfill_progress SET symbol = 'A/B' WHERE run_id = $1 AND symbol = 'MSFT'",
-            &[&run.run_id.as_str()],
-        )
-        .await
-        .unwrap();
+    env.execute_for_run(
+        "UPDATE backfill_progress SET symbol = 'A/B' WHERE run_id = $1 AND symbol = 'MSFT'",
+        &run.run_id,
+    )
+    .await;
     let message = resume_refused_as_stored_data_invalid(&env, run.run_id.as_str()).await;
     assert!(
         message.contains("backfill_progress") && message.contains("malformed symbol"),

@@ -5,18 +5,15 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
 use market_sim::{Knobs, RunningSim, SimConfig};
 use serde_json::Value;
 use shared::config::Config;
 use shared::contract::SelectTickersInput;
 use shared::handler::App;
-use test_support::process::GroupChild;
+use shared::model::RunId;
 use test_support::TestDb;
 
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/backfill-test";
@@ -39,6 +36,12 @@ impl Output {
             .unwrap_or_else(|| panic!("no {key} line in stdout:\n{}", self.stdout))
             .trim()
             .to_string()
+    }
+
+    /// Asserts that the binary exited `code` and said `needle` on stderr.
+    pub fn assert_fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "{self:?}");
+        assert!(self.stderr.contains(needle), "{}", self.stderr);
     }
 
     pub fn json(&self) -> Value {
@@ -73,60 +76,18 @@ pub async fn backfill(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// A moto server of this test's own, with a Step Functions client pointed at it.
 pub struct Moto {
-    _server: GroupChild,
+    server: test_support::moto::Moto,
     pub url: String,
     pub sfn: aws_sdk_sfn::Client,
 }
 
-fn moto_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(path);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    assert!(
-        venv.exists(),
-        "{} is missing: run scripts/ensure-tools (make test does)",
-        venv.display()
-    );
-    venv
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Moto {
     pub async fn start() -> Moto {
-        let port = free_port();
-        let server = GroupChild::spawn(
-            std::process::Command::new(moto_binary())
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .expect("moto_server starts");
-        test_support::wait::until(Duration::from_secs(30), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await
-        .expect("moto_server listens");
-        let url = format!("http://127.0.0.1:{port}");
-        let conf = aws_sdk_sfn::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&url)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .build();
+        let server = test_support::moto::Moto::start().await;
         Moto {
-            _server: server,
-            url,
-            sfn: aws_sdk_sfn::Client::from_conf(conf),
+            url: server.url().to_string(),
+            sfn: aws_sdk_sfn::Client::new(&server.sdk_config()),
+            server,
         }
     }
 
@@ -188,15 +149,22 @@ impl Moto {
         serde_json::from_str(out.input().expect("execution input")).expect("input is JSON")
     }
 
-    /// The environment the binary needs to reach this moto.
+    /// The environment the binary needs to reach this moto and run `state_machine_arn`.
     pub fn env<'a>(&'a self, state_machine_arn: &'a str) -> Vec<(&'a str, &'a str)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.url.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("STATE_MACHINE_ARN", state_machine_arn),
-        ]
+        let mut env: Vec<(&str, &str)> = self.server.env();
+        env.push(("STATE_MACHINE_ARN", state_machine_arn));
+        env
+    }
+
+    /// [`Moto::env`] with `DATABASE_URL` pointing at `env`'s database.
+    pub fn env_with_db<'a>(
+        &'a self,
+        state_machine_arn: &'a str,
+        env: &'a Env,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut vars = self.env(state_machine_arn);
+        vars.push(("DATABASE_URL", env.url.as_str()));
+        vars
     }
 }
 
@@ -238,6 +206,31 @@ impl Env {
         self.db.client().await
     }
 
+    /// The environment the binary needs to reach this database.
+    pub fn db_env(&self) -> [(&str, &str); 1] {
+        [("DATABASE_URL", self.url.as_str())]
+    }
+
+    /// `UPDATE backfill_run SET <set> WHERE run_id = <run_id>`: a run as something else left it.
+    pub async fn update_run(&self, run_id: &RunId, set: &str) {
+        self.client()
+            .await
+            .execute(
+                &format!("UPDATE backfill_run SET {set} WHERE run_id = $1"),
+                &[&run_id.as_str()],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("UPDATE backfill_run SET {set}: {e}"));
+    }
+
+    /// The execution holding the run's lease.
+    pub async fn lease_of(&self, run_id: &RunId) -> Option<String> {
+        shared::db::runs::get(&self.client().await, run_id)
+            .await
+            .expect("the run is stored")
+            .lease_execution
+    }
+
     /// select-tickers for a new run over explicit symbols, 2026-03-09..=2026-03-11 hourly, Yahoo.
     pub async fn new_run(
         &self,
@@ -259,7 +252,7 @@ impl Env {
     /// fetch-batch as the Lambda runtime calls it (so that a raised error is noted on the batch).
     pub async fn fetch_batch(
         &self,
-        run_id: &shared::model::RunId,
+        run_id: &RunId,
         batch: i32,
     ) -> Result<shared::contract::FetchBatchOutput, shared::BackfillError> {
         let payload = serde_json::json!({"run_id": run_id, "batch": batch});
@@ -273,7 +266,7 @@ impl Env {
 
     pub async fn finalize(
         &self,
-        run_id: &shared::model::RunId,
+        run_id: &RunId,
         batch_results: Option<Value>,
     ) -> shared::contract::FinalizeRunOutput {
         self.app
@@ -284,11 +277,6 @@ impl Env {
             })
             .await
             .expect("finalize-run")
-    }
-
-    /// Inserts tickers and `mentions` articles for each, as the original application writes them.
-    pub async fn seed_mentions(&self, mentions: &[(&str, i64)]) {
-        test_support::original::seed_mentions(&self.client().await, mentions).await;
     }
 
     /// Rows of every table, by table name: what "writes nothing" is checked against.

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{Datelike, Days, NaiveDate, Utc};
-use local_stack::{LocalStack, LocalStackOptions};
+use local_stack::aws_sdk_sfn::types::ExecutionStatus;
+use local_stack::{unique_name, ExecutionOutcome, LocalStack, LocalStackOptions};
 use market_sim::{GroundTruth, GroundTruthBar};
+use serde_json::{json, Value};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls};
 
@@ -36,13 +38,18 @@ pub async fn start_stack(options: LocalStackOptions) -> LocalStack {
 
 /// A connection to the stack's database.
 pub async fn db(stack: &LocalStack) -> Client {
-    let (client, connection) = tokio_postgres::connect(stack.database_url(), NoTls)
+    connect(stack.database_url())
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to the stack's database: {e}"));
+        .unwrap_or_else(|e| panic!("cannot connect to the stack's database: {e}"))
+}
+
+/// A connection to `url`, driven on the current runtime; `Err` while the server is down.
+pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    client
+    Ok(client)
 }
 
 /// `SELECT count(*) FROM <table>`.
@@ -60,27 +67,6 @@ pub fn recent_weekdays() -> (NaiveDate, NaiveDate) {
     let a_week_ago = Utc::now().date_naive() - Days::new(7);
     let monday = a_week_ago - Days::new(u64::from(a_week_ago.weekday().num_days_from_monday()));
     (monday, monday + Days::new(2))
-}
-
-/// market-sim's ground truth for one symbol (hourly Yahoo bars over inclusive UTC days).
-pub async fn ground_truth(
-    stack: &LocalStack,
-    symbol: &str,
-    start: NaiveDate,
-    end: NaiveDate,
-) -> Vec<GroundTruthBar> {
-    let url = format!(
-        "{}/__admin/ground-truth?provider=yahoo&symbol={symbol}&interval=1h&start={start}&end={end}",
-        stack.market_sim_url()
-    );
-    let truth: GroundTruth = reqwest::get(&url)
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: not ground truth: {e}"));
-    truth.bars
 }
 
 /// One price row as stored, in the ground truth's terms. Prices compare exactly: the column is
@@ -131,18 +117,6 @@ pub async fn stored_bars(client: &Client, symbol: &str) -> Vec<Bar> {
         .collect()
 }
 
-/// market-sim's ground truth for one symbol from `provider` (`yahoo` or `polygon`): hourly bars
-/// over inclusive UTC days.
-pub async fn provider_ground_truth(
-    stack: &LocalStack,
-    provider: &str,
-    symbol: &str,
-    start: NaiveDate,
-    end: NaiveDate,
-) -> Vec<GroundTruthBar> {
-    interval_ground_truth(stack, provider, "1h", symbol, start, end).await
-}
-
 /// market-sim's ground truth: the bars a correct client stores for `symbol` at `interval`
 /// (`1h`: bars starting in the inclusive UTC days; `1d`: trading days in the range, keyed at
 /// 00:00 exchange time).
@@ -179,7 +153,7 @@ pub async fn assert_stored_equal_ground_truth(
 ) -> i64 {
     let mut total = 0;
     for symbol in symbols {
-        let truth: Vec<Bar> = provider_ground_truth(stack, provider, symbol, start, end)
+        let truth: Vec<Bar> = interval_ground_truth(stack, provider, "1h", symbol, start, end)
             .await
             .iter()
             .map(Bar::from)
@@ -193,6 +167,136 @@ pub async fn assert_stored_equal_ground_truth(
         total += truth.len() as i64;
     }
     total
+}
+
+/// [`assert_stored_equal_ground_truth`], and `stock_price_history` holds nothing else (no
+/// duplicate, no other symbol); returns how many bars that is.
+pub async fn assert_only_ground_truth_stored(
+    stack: &LocalStack,
+    client: &Client,
+    provider: &str,
+    symbols: &[&str],
+    window: (NaiveDate, NaiveDate),
+) -> i64 {
+    let rows = assert_stored_equal_ground_truth(stack, client, provider, symbols, window).await;
+    assert_eq!(
+        count_rows(client, "stock_price_history").await,
+        rows,
+        "rows beyond the ground truth of {symbols:?}"
+    );
+    rows
+}
+
+/// The input of a run over `symbols` in `window` (inclusive) at `interval` (`1h`, `1d`) from
+/// `provider` (`yahoo`, `polygon`), with the fields of `more` (an object: `batch_size`,
+/// `max_concurrency`, …) added.
+pub fn run_input(
+    symbols: &[impl AsRef<str>],
+    (start, end): (NaiveDate, NaiveDate),
+    interval: &str,
+    provider: &str,
+    more: Value,
+) -> Value {
+    let symbols: Vec<&str> = symbols.iter().map(AsRef::as_ref).collect();
+    let mut input = json!({
+        "symbols": symbols,
+        "start_date": start.to_string(),
+        "end_date": end.to_string(),
+        "interval": interval,
+        "provider": provider,
+    });
+    let (Some(fields), Value::Object(more)) = (input.as_object_mut(), more) else {
+        panic!("run_input: `more` must be a JSON object");
+    };
+    fields.extend(more);
+    input
+}
+
+/// The fault suite's run: hourly Yahoo bars of [`recent_weekdays`] for `symbols`, in batches
+/// of `batch_size`, `max_concurrency` at once.
+pub fn fault_run_input(symbols: &[String], batch_size: usize, max_concurrency: usize) -> Value {
+    let more = json!({"batch_size": batch_size, "max_concurrency": max_concurrency});
+    run_input(symbols, recent_weekdays(), "1h", "yahoo", more)
+}
+
+/// Starts an execution of `input`, named [`unique_name`]`(name)`, and waits for its end (at most
+/// `timeout`, or the test fails with the stack's logs). Returns its ARN and how it ended.
+pub async fn execute(
+    stack: &LocalStack,
+    input: &Value,
+    name: &str,
+    timeout: Duration,
+) -> (String, ExecutionOutcome) {
+    let arn = stack
+        .start_execution(input, &unique_name(name))
+        .await
+        .expect("StartExecution");
+    let outcome = finish(stack, &arn, timeout).await;
+    (arn, outcome)
+}
+
+/// Asserts that the execution ended `status` (the stack's logs in the message when not).
+pub fn assert_ended(stack: &LocalStack, outcome: &ExecutionOutcome, status: ExecutionStatus) {
+    assert_eq!(
+        outcome.status,
+        status,
+        "{outcome:?}\n{}",
+        stack.logs_tail(60)
+    );
+}
+
+/// Asserts that the execution SUCCEEDED with finalize-run's summary saying `succeeded`; returns
+/// the summary.
+pub fn assert_succeeded<'a>(stack: &LocalStack, outcome: &'a ExecutionOutcome) -> &'a Value {
+    assert_ended(stack, outcome, ExecutionStatus::Succeeded);
+    let output = outcome
+        .output
+        .as_ref()
+        .expect("a succeeded execution has output");
+    assert_eq!(output["status"], "succeeded", "{output}");
+    output
+}
+
+/// Asserts that the execution FAILED with the error `error` (`RunIncomplete`, …).
+pub fn assert_failed_with(stack: &LocalStack, outcome: &ExecutionOutcome, error: &str) {
+    assert_ended(stack, outcome, ExecutionStatus::Failed);
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some(error),
+        "{outcome:?}\n{}",
+        stack.logs_tail(60)
+    );
+}
+
+/// Stops the execution (as an operator would) once at least `tickers` tickers are stored, and
+/// waits until it is ABORTED. Each wait takes at most `timeout`.
+pub async fn stop_once_stored(
+    stack: &LocalStack,
+    client: &Client,
+    execution_arn: &str,
+    tickers: i64,
+    timeout: Duration,
+) {
+    test_support::wait::until(timeout, || async move {
+        client
+            .query_one(
+                "SELECT count(*) FROM backfill_progress WHERE status = 'success'",
+                &[],
+            )
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) >= tickers)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("no ticker was stored: {e}\n{}", stack.logs_tail(40)));
+    stack
+        .sfn()
+        .stop_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .expect("StopExecution");
+    let stopped = finish(stack, execution_arn, timeout).await;
+    assert_eq!(stopped.status, ExecutionStatus::Aborted, "{stopped:?}");
 }
 
 /// Merges `knobs` (a partial object, e.g. `{"latency_ms": 300}`) into market-sim's knobs.
@@ -282,6 +386,36 @@ pub async fn backfill_cli(stack: &LocalStack) -> tokio::process::Command {
     }
     command.envs(stack.env()).kill_on_drop(true);
     command
+}
+
+/// Runs `backfill <args>` with [`backfill_cli`]; fails the test when it does not end within
+/// [`EXECUTION_TIMEOUT`].
+pub async fn run_cli(stack: &LocalStack, args: &[&str]) -> std::process::Output {
+    tokio::time::timeout(
+        EXECUTION_TIMEOUT,
+        backfill_cli(stack).await.args(args).output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("backfill {args:?} did not return in time"))
+    .unwrap_or_else(|e| panic!("backfill {args:?} did not run: {e}"))
+}
+
+/// [`run_cli`], asserting that `backfill` exits 0.
+pub async fn cli_ok(stack: &LocalStack, args: &[&str]) -> std::process::Output {
+    let out = run_cli(stack, args).await;
+    assert!(out.status.success(), "{}", explain_cli(args, &out, stack));
+    out
+}
+
+/// What a `backfill` run said, with the stack's logs: for failure messages.
+pub fn explain_cli(args: &[&str], out: &std::process::Output, stack: &LocalStack) -> String {
+    format!(
+        "backfill {args:?}: {}\nstdout:\n{}\nstderr:\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        stack.logs_tail(40)
+    )
 }
 
 fn build_backfill_cli() {
@@ -473,7 +607,7 @@ pub async fn finish(
     stack: &LocalStack,
     execution_arn: &str,
     timeout: Duration,
-) -> local_stack::ExecutionOutcome {
+) -> ExecutionOutcome {
     stack
         .wait_for_execution(execution_arn, timeout)
         .await

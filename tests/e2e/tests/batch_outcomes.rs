@@ -1,11 +1,11 @@
 //! How a batch ends, end to end: a ticker the provider does not know fails alone, and a tiny
 //! time budget makes fetch-batch return `partial` until the batch is done.
 
-use e2e::local_stack::aws_sdk_sfn::types::ExecutionStatus;
-use e2e::local_stack::{unique_name, LocalStackOptions};
+use e2e::local_stack::LocalStackOptions;
 use e2e::{
-    assert_stored_equal_ground_truth, db, fetch_batch_outputs, recent_weekdays, serial, set_knobs,
-    start_stack, stored_bars, ticker_statuses, EXECUTION_TIMEOUT,
+    assert_failed_with, assert_stored_equal_ground_truth, assert_succeeded, db, execute,
+    fetch_batch_outputs, recent_weekdays, run_input, serial, set_knobs, start_stack, stored_bars,
+    ticker_statuses, EXECUTION_TIMEOUT,
 };
 use serde_json::json;
 
@@ -16,36 +16,18 @@ async fn unknown_ticker_fails_while_the_others_succeed() {
     set_knobs(&stack, json!({"unknown_symbols": ["UNKNOWNX"]})).await;
     let window = recent_weekdays();
     // One batch, the unknown ticker in the middle of it.
-    let input = json!({
-        "symbols": ["KNOWNA", "UNKNOWNX", "KNOWNB"],
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": 3,
-    });
+    let input = run_input(
+        &["KNOWNA", "UNKNOWNX", "KNOWNB"],
+        window,
+        "1h",
+        "yahoo",
+        json!({"batch_size": 3}),
+    );
 
-    let arn = stack
-        .start_execution(&input, &unique_name("unknown-ticker"))
-        .await
-        .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+    let (_, outcome) = execute(&stack, &input, "unknown-ticker", EXECUTION_TIMEOUT).await;
 
     // A run with failed tickers ends in a way that notifies: the execution FAILS, by name.
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Failed,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
-    );
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("RunCompletedWithFailures"),
-        "{outcome:?}"
-    );
+    assert_failed_with(&stack, &outcome, "RunCompletedWithFailures");
     let cause = outcome.cause.clone().unwrap_or_default();
     assert!(
         cause.contains("1 of 3 tickers failed") && cause.contains("backfill status"),
@@ -92,32 +74,11 @@ async fn partial_returns_loop_until_done() {
     .await;
     let window = recent_weekdays();
     let symbols = ["PARTA", "PARTB", "PARTC", "PARTD"];
-    let input = json!({
-        "symbols": symbols,
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": 4,
-    });
+    let input = run_input(&symbols, window, "1h", "yahoo", json!({"batch_size": 4}));
 
-    let arn = stack
-        .start_execution(&input, &unique_name("partial"))
-        .await
-        .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+    let (arn, outcome) = execute(&stack, &input, "partial", EXECUTION_TIMEOUT).await;
 
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
-    );
-    let output = outcome.output.expect("a succeeded execution has output");
-    assert_eq!(output["status"], "succeeded", "{output}");
+    let output = assert_succeeded(&stack, &outcome);
     assert_eq!(output["success"], 4, "{output}");
 
     // The one batch was called again after each `partial`, one ticker per call, until `done`.

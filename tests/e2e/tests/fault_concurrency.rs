@@ -7,15 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::local_stack::aws_sdk_sfn::types::ExecutionStatus;
 use e2e::local_stack::{unique_name, LocalStackOptions};
 use e2e::{
     backfill_cli, compare_with_ground_truth, db, executions, finish, numbered_symbols, only_run_id,
-    recent_weekdays, requests_per_symbol, run_status, serial, set_knobs, start_stack,
-    ticker_statuses, Figures,
+    recent_weekdays, requests_per_symbol, run_input, run_status, serial, set_knobs, start_stack,
+    stop_once_stored, ticker_statuses, Figures,
 };
 use serde_json::json;
-use test_support::wait;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -28,15 +26,13 @@ async fn two_resumes_one_second_apart_start_one_execution_and_the_run_succeeds()
     set_knobs(&stack, json!({"latency_ms": 500})).await;
     let symbols = numbered_symbols("FRES", 12);
     let (start, end) = recent_weekdays();
-    let input = json!({
-        "symbols": symbols,
-        "start_date": start.to_string(),
-        "end_date": end.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": 3,
-        "max_concurrency": 1,
-    });
+    let input = run_input(
+        &symbols,
+        (start, end),
+        "1h",
+        "yahoo",
+        json!({"batch_size": 3, "max_concurrency": 1}),
+    );
     let started = Instant::now();
     let first = stack
         .start_execution(&input, &unique_name("to-stop"))
@@ -45,28 +41,7 @@ async fn two_resumes_one_second_apart_start_one_execution_and_the_run_succeeds()
     let client = db(&stack).await;
 
     // Stop the run part-way, as an operator would: two tickers stored, the rest not.
-    let client_ref = &client;
-    wait::until(RUN_TIMEOUT, || async move {
-        client_ref
-            .query_one(
-                "SELECT count(*) FROM backfill_progress WHERE status = 'success'",
-                &[],
-            )
-            .await
-            .map(|r| r.get::<_, i64>(0) >= 2)
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("no ticker was stored: {e}\n{}", stack.logs_tail(40)));
-    stack
-        .sfn()
-        .stop_execution()
-        .execution_arn(&first)
-        .send()
-        .await
-        .expect("StopExecution");
-    let stopped = finish(&stack, &first, RUN_TIMEOUT).await;
-    assert_eq!(stopped.status, ExecutionStatus::Aborted, "{stopped:?}");
+    stop_once_stored(&stack, &client, &first, 2, RUN_TIMEOUT).await;
     let run_id = only_run_id(&client).await;
 
     // Watch every ticker's status until the end: once `success`, always `success`.

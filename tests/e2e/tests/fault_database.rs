@@ -10,46 +10,22 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::local_stack::aws_sdk_sfn::types::ExecutionStatus;
 use e2e::local_stack::{unique_name, LocalStack, LocalStackOptions};
 use e2e::{
-    compare_with_ground_truth, executions, finish, function_errors, functions_log_lines,
-    numbered_symbols, recent_weekdays, run_status, set_knobs, start_stack, status_counts,
-    ticker_problems, Figures, StartGate,
+    assert_succeeded, compare_with_ground_truth, connect, executions, fault_run_input, finish,
+    function_errors, functions_log_lines, numbered_symbols, recent_weekdays, run_status, set_knobs,
+    start_stack, status_counts, ticker_problems, Figures, StartGate,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use test_support::cluster::DedicatedCluster;
 use test_support::wait;
-use tokio_postgres::{Client, NoTls};
 
 /// How long a run without an outage may take to reach the point where the database is stopped.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn request(symbols: &[String], batch_size: usize, max_concurrency: usize) -> Value {
-    let (start, end) = recent_weekdays();
-    json!({
-        "symbols": symbols,
-        "start_date": start.to_string(),
-        "end_date": end.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": batch_size,
-        "max_concurrency": max_concurrency,
-    })
-}
-
-/// A connection to the cluster's database, or `None` while it is down.
-async fn try_client(url: &str) -> Option<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.ok()?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Some(client)
-}
-
 /// Tickers `success` so far (0 when the database cannot be read).
 async fn successes(url: &str) -> i64 {
-    let Some(client) = try_client(url).await else {
+    let Ok(client) = connect(url).await else {
         return 0;
     };
     client
@@ -72,7 +48,7 @@ async fn assert_succeeded_without_a_person(
     elapsed: Duration,
     note: String,
 ) {
-    let client = try_client(stack.database_url())
+    let client = connect(stack.database_url())
         .await
         .expect("the database is back");
     let names: Vec<&str> = symbols.iter().map(String::as_str).collect();
@@ -89,17 +65,7 @@ async fn assert_succeeded_without_a_person(
     }
     .print();
 
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(80)
-    );
-    let output = outcome
-        .output
-        .as_ref()
-        .expect("a succeeded execution has output");
-    assert_eq!(output["status"], "succeeded", "{output}");
+    let output = assert_succeeded(stack, outcome);
     assert_eq!(output["success"], json!(symbols.len()), "{output}");
     assert_eq!(output["failed_batches"], json!([]), "{output}");
     let tickers = ticker_problems(&client).await;
@@ -137,7 +103,10 @@ async fn database_outage_of_60_seconds_mid_run_succeeds_without_a_resume() {
     let symbols = numbered_symbols("FDBA", 24);
     let started = Instant::now();
     let arn = stack
-        .start_execution(&request(&symbols, 6, 2), &unique_name("db-outage-60s"))
+        .start_execution(
+            &fault_run_input(&symbols, 6, 2),
+            &unique_name("db-outage-60s"),
+        )
         .await
         .expect("StartExecution");
 
@@ -200,7 +169,10 @@ async fn database_outage_of_5_minutes_across_finalize_run_succeeds_without_a_res
     let symbols = numbered_symbols("FDBF", 8);
     let started = Instant::now();
     let arn = stack
-        .start_execution(&request(&symbols, 4, 2), &unique_name("db-outage-5min"))
+        .start_execution(
+            &fault_run_input(&symbols, 4, 2),
+            &unique_name("db-outage-5min"),
+        )
         .await
         .expect("StartExecution");
 

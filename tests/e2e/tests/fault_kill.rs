@@ -8,11 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::local_stack::aws_sdk_sfn::types::ExecutionStatus;
 use e2e::local_stack::{unique_name, LocalStackOptions};
 use e2e::{
-    assert_stored_equal_ground_truth, count_rows, db, recent_weekdays, serial, set_knobs,
-    start_stack, ticker_statuses,
+    assert_only_ground_truth_stored, assert_succeeded, db, finish, recent_weekdays, run_input,
+    serial, set_knobs, start_stack, ticker_statuses,
 };
 use serde_json::json;
 
@@ -27,14 +26,13 @@ async fn kill_9_of_fetch_batch_mid_batch_is_noticed_within_seconds_and_the_run_s
     set_knobs(&stack, json!({"latency_ms": 700})).await;
     let window = recent_weekdays();
     let symbols = ["KILLA", "KILLB", "KILLC", "KILLD", "KILLE", "KILLF"];
-    let input = json!({
-        "symbols": symbols,
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": symbols.len(),
-    });
+    let input = run_input(
+        &symbols,
+        window,
+        "1h",
+        "yahoo",
+        json!({"batch_size": symbols.len()}),
+    );
     let started = Instant::now();
     let arn = stack
         .start_execution(&input, &unique_name("fault-kill"))
@@ -91,25 +89,14 @@ async fn kill_9_of_fetch_batch_mid_batch_is_noticed_within_seconds_and_the_run_s
         noticed.response
     );
 
-    let outcome = stack
-        .wait_for_execution(&arn, GOAL.saturating_sub(started.elapsed()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(60)));
+    let outcome = finish(&stack, &arn, GOAL.saturating_sub(started.elapsed())).await;
     let took = started.elapsed();
 
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(60)
-    );
-    let output = outcome.output.expect("a succeeded execution has output");
-    assert_eq!(output["status"], "succeeded", "{output}");
+    let output = assert_succeeded(&stack, &outcome);
     assert_eq!(output["success"], symbols.len(), "{output}");
+    // Exactly the ground truth: no duplicated or extra rows.
     let expected =
-        assert_stored_equal_ground_truth(&stack, &client, "yahoo", &symbols, window).await;
-    let stored = count_rows(&client, "stock_price_history").await;
-    assert_eq!(stored, expected, "no duplicated or extra rows");
+        assert_only_ground_truth_stored(&stack, &client, "yahoo", &symbols, window).await;
     assert!(ticker_statuses(&client)
         .await
         .iter()
@@ -136,7 +123,7 @@ async fn kill_9_of_fetch_batch_mid_batch_is_noticed_within_seconds_and_the_run_s
     );
     eprintln!(
         "fault_kill: {} tickers, {done_before_kill} done before the kill; rows expected {expected}, \
-         stored {stored}, duplicated 0; noticed {:.1} s after the kill; SUCCEEDED after {:.1} s; \
+         stored {expected}, duplicated 0; noticed {:.1} s after the kill; SUCCEEDED after {:.1} s; \
          1 execution, {} fetch-batch invocations ({died} killed); no person needed",
         symbols.len(),
         noticed_after.as_secs_f64(),

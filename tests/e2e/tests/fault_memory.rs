@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use e2e::local_stack::aws_sdk_sfn::types::ExecutionStatus;
-use e2e::local_stack::{unique_name, LocalStackOptions};
+use e2e::local_stack::LocalStackOptions;
 use e2e::{
-    compare_with_ground_truth, db, executions, finish, peak_rss_kib, requests_per_symbol,
-    run_status, serial, start_stack, ticker_statuses, Figures,
+    assert_ended, compare_with_ground_truth, db, execute, executions, peak_rss_kib,
+    requests_per_symbol, run_input, run_status, serial, start_stack, ticker_statuses, Figures,
 };
 use serde_json::json;
 
@@ -23,20 +23,10 @@ async fn twenty_years_of_polygon_hourly_bars_are_stored_exactly() {
         NaiveDate::from_ymd_opt(2025, 12, 31).expect("a date"),
     );
     let symbol = "FLONG";
-    let input = json!({
-        "symbols": [symbol],
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "polygon",
-    });
+    let input = run_input(&[symbol], window, "1h", "polygon", json!({}));
 
     let started = Instant::now();
-    let arn = stack
-        .start_execution(&input, &unique_name("twenty-years"))
-        .await
-        .expect("StartExecution");
-    let outcome = finish(&stack, &arn, Duration::from_secs(600)).await;
+    let (_, outcome) = execute(&stack, &input, "twenty-years", Duration::from_secs(600)).await;
     let elapsed = started.elapsed();
 
     // The instance that ran the batch is still alive (idle): its peak RSS so far.
@@ -71,12 +61,7 @@ async fn twenty_years_of_polygon_hourly_bars_are_stored_exactly() {
     }
     .print();
 
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(60)
-    );
+    assert_ended(&stack, &outcome, ExecutionStatus::Succeeded);
     assert_eq!(
         ticker_statuses(&client).await,
         [(symbol.to_string(), "success".to_string())]

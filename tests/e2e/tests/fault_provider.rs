@@ -6,32 +6,17 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::local_stack::aws_sdk_sfn::types::ExecutionStatus;
-use e2e::local_stack::{unique_name, LocalStack, LocalStackOptions};
+use e2e::local_stack::{LocalStack, LocalStackOptions};
 use e2e::{
-    batch_states, compare_with_ground_truth, db, executions, finish, functions_log_lines,
-    numbered_symbols, recent_weekdays, requests_per_symbol, requests_report, run_status, serial,
-    set_knobs, start_stack, ticker_problems, Figures,
+    assert_failed_with, assert_succeeded, batch_states, compare_with_ground_truth, db, execute,
+    executions, fault_run_input, functions_log_lines, numbered_symbols, recent_weekdays,
+    requests_per_symbol, requests_report, run_status, serial, set_knobs, start_stack,
+    ticker_problems, Figures,
 };
 use serde_json::{json, Value};
 
 /// How long one of these runs may take before the test gives up (they take seconds to a minute).
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// A run over `symbols` (hourly Yahoo bars of three recent weekdays), in batches of
-/// `batch_size`, `max_concurrency` at once.
-fn request(symbols: &[String], batch_size: usize, max_concurrency: usize) -> Value {
-    let (start, end) = recent_weekdays();
-    json!({
-        "symbols": symbols,
-        "start_date": start.to_string(),
-        "end_date": end.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": batch_size,
-        "max_concurrency": max_concurrency,
-    })
-}
 
 fn strs(symbols: &[String]) -> Vec<&str> {
     symbols.iter().map(String::as_str).collect()
@@ -44,23 +29,23 @@ async fn run_once(
     name: &str,
 ) -> (e2e::local_stack::ExecutionOutcome, Duration) {
     let started = Instant::now();
-    let arn = stack
-        .start_execution(input, &unique_name(name))
-        .await
-        .expect("StartExecution");
-    let outcome = finish(stack, &arn, RUN_TIMEOUT).await;
+    let (_, outcome) = execute(stack, input, name, RUN_TIMEOUT).await;
     (outcome, started.elapsed())
 }
 
-/// The one run ended SUCCEEDED with every ticker `success`, everything stored exactly once and
-/// exactly as the ground truth, and nobody had to start another execution. Prints the figures.
-async fn assert_every_ticker_stored_without_a_person(
+/// One execution over `symbols` (in batches of `batch_size`, `max_concurrency` at once) ends
+/// SUCCEEDED with every ticker `success`, everything stored exactly once and exactly as the
+/// ground truth, and nobody had to start another execution. Prints the figures.
+async fn assert_one_run_stores_every_ticker(
     test: &'static str,
     stack: &LocalStack,
     symbols: &[String],
-    outcome: &e2e::local_stack::ExecutionOutcome,
-    elapsed: Duration,
+    (batch_size, max_concurrency): (usize, usize),
+    name: &str,
 ) {
+    let input = fault_run_input(symbols, batch_size, max_concurrency);
+    let (outcome, elapsed) = run_once(stack, &input, name).await;
+    let outcome = &outcome;
     let client = db(stack).await;
     let rows = compare_with_ground_truth(
         stack,
@@ -90,17 +75,7 @@ async fn assert_every_ticker_stored_without_a_person(
     }
     .print();
 
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(60)
-    );
-    let output = outcome
-        .output
-        .as_ref()
-        .expect("a succeeded execution has output");
-    assert_eq!(output["status"], "succeeded", "{output}");
+    let output = assert_succeeded(stack, outcome);
     assert_eq!(output["success"], json!(symbols.len()), "{output}");
     assert_eq!(output["failed"], 0, "{output}");
     assert_eq!(output["failed_batches"], json!([]), "{output}");
@@ -143,14 +118,12 @@ async fn five_xx_on_every_10th_request_every_ticker_succeeds() {
     set_knobs(&stack, json!({"fail_every_nth": 10, "fail_kind": "status"})).await;
     let symbols = numbered_symbols("FTEN", 100);
 
-    let (outcome, elapsed) = run_once(&stack, &request(&symbols, 10, 4), "five-xx-10").await;
-
-    assert_every_ticker_stored_without_a_person(
+    assert_one_run_stores_every_ticker(
         "fault_provider::five_xx_on_every_10th_request_every_ticker_succeeds",
         &stack,
         &symbols,
-        &outcome,
-        elapsed,
+        (10, 4),
+        "five-xx-10",
     )
     .await;
     assert_every_nth_request_failed(&stack, 10).await;
@@ -163,14 +136,12 @@ async fn five_xx_on_every_2nd_request_every_ticker_succeeds() {
     set_knobs(&stack, json!({"fail_every_nth": 2, "fail_kind": "status"})).await;
     let symbols = numbered_symbols("FTWO", 20);
 
-    let (outcome, elapsed) = run_once(&stack, &request(&symbols, 5, 4), "five-xx-2").await;
-
-    assert_every_ticker_stored_without_a_person(
+    assert_one_run_stores_every_ticker(
         "fault_provider::five_xx_on_every_2nd_request_every_ticker_succeeds",
         &stack,
         &symbols,
-        &outcome,
-        elapsed,
+        (5, 4),
+        "five-xx-2",
     )
     .await;
     assert_every_nth_request_failed(&stack, 2).await;
@@ -188,14 +159,12 @@ async fn truncated_bodies_that_recover_are_retried_and_every_ticker_succeeds() {
     .await;
     let symbols = numbered_symbols("FTRU", 20);
 
-    let (outcome, elapsed) = run_once(&stack, &request(&symbols, 5, 4), "truncated").await;
-
-    assert_every_ticker_stored_without_a_person(
+    assert_one_run_stores_every_ticker(
         "fault_provider::truncated_bodies_that_recover_are_retried_and_every_ticker_succeeds",
         &stack,
         &symbols,
-        &outcome,
-        elapsed,
+        (5, 4),
+        "truncated",
     )
     .await;
     // Each ticker needed more than one request: the truncated answers were asked again.
@@ -234,7 +203,8 @@ async fn truncated_bodies_that_never_recover_stall_the_batch_and_fail_the_execut
         .cloned()
         .collect();
 
-    let (outcome, elapsed) = run_once(&stack, &request(&symbols, 10, 1), "never-recovers").await;
+    let (outcome, elapsed) =
+        run_once(&stack, &fault_run_input(&symbols, 10, 1), "never-recovers").await;
 
     let client = db(&stack).await;
     let rows = compare_with_ground_truth(
@@ -265,17 +235,7 @@ async fn truncated_bodies_that_never_recover_stall_the_batch_and_fail_the_execut
     .print();
 
     // A notifying end: the execution fails, naming the run and how to resume it.
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Failed,
-        "{outcome:?}\n{}",
-        stack.logs_tail(60)
-    );
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("RunIncomplete"),
-        "{outcome:?}"
-    );
+    assert_failed_with(&stack, &outcome, "RunIncomplete");
     let run_id: String = client
         .query_one("SELECT run_id FROM backfill_run", &[])
         .await
@@ -337,14 +297,12 @@ async fn provider_timeouts_are_retried_and_every_ticker_succeeds() {
     .await;
     let symbols = numbered_symbols("FSLO", 12);
 
-    let (outcome, elapsed) = run_once(&stack, &request(&symbols, 4, 3), "timeouts").await;
-
-    assert_every_ticker_stored_without_a_person(
+    assert_one_run_stores_every_ticker(
         "fault_provider::provider_timeouts_are_retried_and_every_ticker_succeeds",
         &stack,
         &symbols,
-        &outcome,
-        elapsed,
+        (4, 3),
+        "timeouts",
     )
     .await;
     // The client gave up on the slow answers (market-sim never logs an abandoned request).
@@ -366,7 +324,8 @@ async fn a_well_formed_wrong_answer_fails_only_that_ticker_and_the_execution_not
     set_knobs(&stack, json!({"coarse_symbols": [wrong]})).await;
     let good: Vec<String> = symbols.iter().filter(|s| **s != wrong).cloned().collect();
 
-    let (outcome, elapsed) = run_once(&stack, &request(&symbols, 6, 1), "wrong-answer").await;
+    let (outcome, elapsed) =
+        run_once(&stack, &fault_run_input(&symbols, 6, 1), "wrong-answer").await;
 
     let client = db(&stack).await;
     let rows = compare_with_ground_truth(
@@ -396,17 +355,7 @@ async fn a_well_formed_wrong_answer_fails_only_that_ticker_and_the_execution_not
     .print();
 
     // Nothing is left to fetch, but a person should look: the execution fails, saying so.
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Failed,
-        "{outcome:?}\n{}",
-        stack.logs_tail(60)
-    );
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("RunCompletedWithFailures"),
-        "{outcome:?}"
-    );
+    assert_failed_with(&stack, &outcome, "RunCompletedWithFailures");
     assert_eq!(run_status(&client).await, "completed_with_failures");
     for (symbol, status, error_name) in &tickers {
         if *symbol == wrong {

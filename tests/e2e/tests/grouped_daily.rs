@@ -9,12 +9,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, Days, Timelike, Weekday};
-use e2e::local_stack::aws_sdk_sfn::types::ExecutionStatus;
-use e2e::local_stack::{unique_name, LocalStackOptions};
+use e2e::local_stack::LocalStackOptions;
 use e2e::{
-    compare_with_ground_truth, count_rows, db, fetch_batch_outputs, finish, interval_ground_truth,
-    only_run_id, recent_weekdays, requests_report, run_status, serial, set_knobs, start_stack,
-    ticker_problems, EXECUTION_TIMEOUT,
+    assert_failed_with, compare_with_ground_truth, count_rows, db, execute, fetch_batch_outputs,
+    interval_ground_truth, only_run_id, recent_weekdays, requests_report, run_input, run_status,
+    serial, set_knobs, start_stack, ticker_problems, EXECUTION_TIMEOUT,
 };
 use serde_json::json;
 
@@ -43,36 +42,18 @@ async fn grouped_run_fetches_one_call_per_weekday_and_stores_the_per_ticker_trut
     let mut symbols = listed.clone();
     symbols.push(UNLISTED);
     // 12 tickers > 5 weekdays: the grouped strategy; 2 days per batch: 3 batches, 2 at a time.
-    let input = json!({
-        "symbols": symbols,
-        "start_date": monday.to_string(),
-        "end_date": friday.to_string(),
-        "interval": "1d",
-        "provider": "polygon",
-        "strategy": "grouped",
-        "batch_size": 2,
-        "max_concurrency": 2,
-    });
+    let input = run_input(
+        &symbols,
+        window,
+        "1d",
+        "polygon",
+        json!({"strategy": "grouped", "batch_size": 2, "max_concurrency": 2}),
+    );
 
-    let arn = stack
-        .start_execution(&input, &unique_name("grouped"))
-        .await
-        .expect("StartExecution");
-    let outcome = finish(&stack, &arn, EXECUTION_TIMEOUT).await;
+    let (_, outcome) = execute(&stack, &input, "grouped", EXECUTION_TIMEOUT).await;
 
     // A run with a failed ticker is closed, then fails the execution by name.
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Failed,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
-    );
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("RunCompletedWithFailures"),
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
-    );
+    assert_failed_with(&stack, &outcome, "RunCompletedWithFailures");
     let client = db(&stack).await;
     let run_id = only_run_id(&client).await;
     let cause = outcome.cause.clone().unwrap_or_default();

@@ -3,73 +3,43 @@
 //! finalize, `backfill status`, `backfill verify` and `backfill resume`, all through the local
 //! stack and the CLI, as a user of that database would run them.
 
-use std::process::Output;
-
 use e2e::local_stack::LocalStackOptions;
 use e2e::{
-    backfill_cli, count_rows, db, interval_ground_truth, recent_weekdays, serial, start_stack,
-    stored_bars, Bar, EXECUTION_TIMEOUT,
+    cli_ok, count_rows, db, explain_cli, interval_ground_truth, recent_weekdays, run_cli, serial,
+    start_stack, stored_bars, Bar,
 };
 use serde_json::Value;
 use test_support::TestDb;
 use tokio_postgres::Client;
 
-async fn cli(stack: &e2e::local_stack::LocalStack, args: &[&str]) -> Output {
-    tokio::time::timeout(
-        EXECUTION_TIMEOUT,
-        backfill_cli(stack).await.args(args).output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("backfill {args:?} did not return in time"))
-    .unwrap_or_else(|e| panic!("backfill {args:?} did not run: {e}"))
-}
-
-fn explain(args: &[&str], out: &Output, stack: &e2e::local_stack::LocalStack) -> String {
-    format!(
-        "backfill {args:?}: {}\nstdout:\n{}\nstderr:\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        stack.logs_tail(40)
-    )
+/// `backfill start <selection…> --interval <interval> --provider yahoo --start-date …
+/// --end-date … --wait`.
+fn yahoo_start<'a>(
+    selection: &[&'a str],
+    interval: &'a str,
+    (start, end): (&'a str, &'a str),
+) -> Vec<&'a str> {
+    let mut args = vec!["start"];
+    args.extend_from_slice(selection);
+    args.extend(["--interval", interval, "--provider", "yahoo"]);
+    args.extend(["--start-date", start, "--end-date", end, "--wait"]);
+    args
 }
 
 /// `backfill status RUN --json`.
 async fn status(stack: &e2e::local_stack::LocalStack, run_id: &str) -> Value {
-    let args = ["status", run_id, "--json"];
-    let out = cli(stack, &args).await;
-    assert!(out.status.success(), "{}", explain(&args, &out, stack));
+    let out = cli_ok(stack, &["status", run_id, "--json"]).await;
     serde_json::from_slice(&out.stdout).expect("backfill status --json prints JSON")
 }
 
 /// The run ids in the database, oldest first.
 async fn run_ids(client: &Client) -> Vec<String> {
-    client
-        .query(
-            "SELECT run_id FROM backfill_run ORDER BY created_at, run_id",
-            &[],
-        )
-        .await
-        .expect("reading backfill_run")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// The rows other jobs of the original application wrote before this system ran.
-async fn original_rows(client: &Client) -> Vec<String> {
-    client
-        .query(
-            "SELECT row_to_json(s)::text FROM (
-                 SELECT id, symbol, date, open_price, high_price, low_price, close_price, volume, created_at
-                   FROM stock_price_history WHERE date < '2026-01-01' ORDER BY id) s",
-            &[],
-        )
-        .await
-        .expect("reading the original rows")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    test_support::pg::column(
+        client,
+        "SELECT run_id FROM backfill_run ORDER BY created_at, run_id",
+        &[],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -91,27 +61,14 @@ async fn a_backfill_runs_unchanged_on_the_original_database() {
     })
     .await;
     let client = db(&stack).await;
-    let before = original_rows(&client).await;
+    let before = test_support::original::price_rows(&client).await;
     let (start, end) = recent_weekdays();
     let (start_s, end_s) = (start.to_string(), end.to_string());
+    let window = (start_s.as_str(), end_s.as_str());
 
     // 1. The original's full run: at least 10 mentions, hourly.
-    let args = [
-        "start",
-        "--min-articles",
-        "10",
-        "--interval",
-        "1h",
-        "--provider",
-        "yahoo",
-        "--start-date",
-        &start_s,
-        "--end-date",
-        &end_s,
-        "--wait",
-    ];
-    let out = cli(&stack, &args).await;
-    assert!(out.status.success(), "{}", explain(&args, &out, &stack));
+    let args = yahoo_start(&["--min-articles", "10"], "1h", window);
+    cli_ok(&stack, &args).await;
     let hourly_run = run_ids(&client).await.pop().expect("a run");
     let report = status(&stack, &hourly_run).await;
     assert_eq!(report["status"], "succeeded", "{report}");
@@ -137,29 +94,16 @@ async fn a_backfill_runs_unchanged_on_the_original_database() {
     }
     assert_eq!(report["records_inserted"], hourly_rows, "{report}");
     let args = ["verify", &hourly_run];
-    let out = cli(&stack, &args).await;
-    assert!(out.status.success(), "{}", explain(&args, &out, &stack));
+    cli_ok(&stack, &args).await;
 
     // 2. The original's test mode, daily this time: the 2 most mentioned of the last 7 days.
     // Daily rows take 00:00 exchange time, so they sit beside the hourly rows, never on them.
-    let args = [
-        "start",
-        "--top-n",
-        "2",
-        "--mentions-within-days",
-        "7",
-        "--interval",
+    let args = yahoo_start(
+        &["--top-n", "2", "--mentions-within-days", "7"],
         "1d",
-        "--provider",
-        "yahoo",
-        "--start-date",
-        &start_s,
-        "--end-date",
-        &end_s,
-        "--wait",
-    ];
-    let out = cli(&stack, &args).await;
-    assert!(out.status.success(), "{}", explain(&args, &out, &stack));
+        window,
+    );
+    cli_ok(&stack, &args).await;
     let daily_run = run_ids(&client).await.pop().expect("a run");
     assert_eq!(status(&stack, &daily_run).await["status"], "succeeded");
     let mut daily_rows = 0;
@@ -187,26 +131,13 @@ async fn a_backfill_runs_unchanged_on_the_original_database() {
 
     // 3. A listed symbol the ticker table lacks fails by name before any provider call; a
     // resume that registers it finishes the run.
-    let args = [
-        "start",
-        "--symbols",
-        "AAPL,NEWCO",
-        "--interval",
-        "1h",
-        "--provider",
-        "yahoo",
-        "--start-date",
-        &start_s,
-        "--end-date",
-        &end_s,
-        "--wait",
-    ];
-    let out = cli(&stack, &args).await;
+    let args = yahoo_start(&["--symbols", "AAPL,NEWCO"], "1h", window);
+    let out = run_cli(&stack, &args).await;
     assert_eq!(
         out.status.code(),
         Some(1),
         "{}",
-        explain(&args, &out, &stack)
+        explain_cli(&args, &out, &stack)
     );
     let listed_run = run_ids(&client).await.pop().expect("a run");
     let report = status(&stack, &listed_run).await;
@@ -214,13 +145,12 @@ async fn a_backfill_runs_unchanged_on_the_original_database() {
     let rendered = report.to_string();
     assert!(rendered.contains("NotInTickerTable"), "{report}");
     let args = ["resume", &listed_run, "--register-tickers", "--wait"];
-    let out = cli(&stack, &args).await;
-    assert!(out.status.success(), "{}", explain(&args, &out, &stack));
+    cli_ok(&stack, &args).await;
     assert_eq!(status(&stack, &listed_run).await["status"], "succeeded");
     assert!(!stored_bars(&client, "NEWCO").await.is_empty());
 
     // Nothing the original application wrote was changed, and every row of ours has created_at.
-    assert_eq!(original_rows(&client).await, before);
+    assert_eq!(test_support::original::price_rows(&client).await, before);
     let unset: i64 = client
         .query_one(
             "SELECT count(*) FROM stock_price_history WHERE created_at IS NULL",

@@ -6,23 +6,44 @@
 
 use std::time::Duration;
 
-use e2e::local_stack::aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
-use e2e::local_stack::{unique_name, LocalStackOptions, MapMode};
+use e2e::local_stack::aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
+use e2e::local_stack::{ExecutionOutcome, LocalStack, LocalStackOptions, MapMode};
 use e2e::{
-    assert_stored_equal_ground_truth, count_rows, db, fetch_batch_outputs, only_run_id,
-    recent_weekdays, requests_report, serial, set_knobs, start_stack, ticker_statuses,
-    EXECUTION_TIMEOUT,
+    assert_failed_with, assert_only_ground_truth_stored, assert_stored_equal_ground_truth,
+    assert_succeeded, db, execute, fetch_batch_outputs, only_run_id, recent_weekdays,
+    requests_report, run_input, serial, set_knobs, start_stack, ticker_statuses, EXECUTION_TIMEOUT,
 };
 use serde_json::{json, Value};
+use tokio_postgres::Client;
 
 /// market-sim's `Retry-After` in the test that sends one.
 const RETRY_AFTER_SECONDS: u64 = 2;
 
-fn all_success(symbols: &[&str]) -> Vec<(String, String)> {
-    symbols
+/// The execution SUCCEEDED with every ticker `success`; returns a connection to the database.
+async fn assert_every_ticker_succeeded(
+    stack: &LocalStack,
+    outcome: &ExecutionOutcome,
+    symbols: &[&str],
+) -> Client {
+    let output = assert_succeeded(stack, outcome);
+    assert_eq!(output["success"], symbols.len(), "{output}");
+    let client = db(stack).await;
+    let all_success: Vec<(String, String)> = symbols
         .iter()
         .map(|s| (s.to_string(), "success".to_string()))
-        .collect()
+        .collect();
+    assert_eq!(ticker_statuses(&client).await, all_success);
+    client
+}
+
+/// fetch-batch's `rate_limited` answers, of which there is at least one.
+fn rate_limited_answers(stack: &LocalStack) -> Vec<Value> {
+    let limited: Vec<Value> = fetch_batch_outputs(stack)
+        .into_iter()
+        .filter(|o| o["status"] == "rate_limited")
+        .collect();
+    assert!(!limited.is_empty(), "market-sim never rate limited the run");
+    limited
 }
 
 /// The wait a Wait state was entered with: a counted round's `wait_seconds`, or the budget wait's
@@ -71,46 +92,22 @@ async fn rate_limited_run_waits_with_retry_after_and_still_succeeds() {
     .await;
     let window = recent_weekdays();
     let symbols = ["RLRAA", "RLRAB", "RLRAC", "RLRAD", "RLRAE"];
-    let input = json!({
-        "symbols": symbols,
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "polygon",
-        "batch_size": 2,
-        // One batch at a time, so that the inline history attributes events exactly.
-        "max_concurrency": 1,
-    });
-
-    let arn = stack
-        .start_execution(&input, &unique_name("retry-after"))
-        .await
-        .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
-
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
+    // One batch at a time, so that the inline history attributes events exactly.
+    let input = run_input(
+        &symbols,
+        window,
+        "1h",
+        "polygon",
+        json!({"batch_size": 2, "max_concurrency": 1}),
     );
-    let output = outcome.output.expect("a succeeded execution has output");
-    assert_eq!(output["status"], "succeeded", "{output}");
-    assert_eq!(output["success"], 5, "{output}");
-    let client = db(&stack).await;
-    assert_eq!(ticker_statuses(&client).await, all_success(&symbols));
-    let rows = assert_stored_equal_ground_truth(&stack, &client, "polygon", &symbols, window).await;
-    assert_eq!(count_rows(&client, "stock_price_history").await, rows);
+
+    let (arn, outcome) = execute(&stack, &input, "retry-after", EXECUTION_TIMEOUT).await;
+
+    let client = assert_every_ticker_succeeded(&stack, &outcome, &symbols).await;
+    assert_only_ground_truth_stored(&stack, &client, "polygon", &symbols, window).await;
 
     // Every 429 stopped a batch invocation with `rate_limited`, carrying the header's value.
-    let limited: Vec<Value> = fetch_batch_outputs(&stack)
-        .into_iter()
-        .filter(|o| o["status"] == "rate_limited")
-        .collect();
-    assert!(!limited.is_empty(), "market-sim never rate limited the run");
+    let limited = rate_limited_answers(&stack);
     for answer in &limited {
         assert_eq!(
             answer["retry_after_seconds"],
@@ -176,43 +173,20 @@ async fn rate_limited_run_without_retry_after_pauses_and_still_succeeds() {
     .await;
     let window = recent_weekdays();
     let symbols = ["RLBOA", "RLBOB", "RLBOC", "RLBOD", "RLBOE"];
-    let input = json!({
-        "symbols": symbols,
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": 2,
-        "max_concurrency": 2,
-    });
-
-    let arn = stack
-        .start_execution(&input, &unique_name("backoff"))
-        .await
-        .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
-
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
+    let input = run_input(
+        &symbols,
+        window,
+        "1h",
+        "yahoo",
+        json!({"batch_size": 2, "max_concurrency": 2}),
     );
-    let output = outcome.output.expect("a succeeded execution has output");
-    assert_eq!(output["status"], "succeeded", "{output}");
-    assert_eq!(output["success"], 5, "{output}");
-    let client = db(&stack).await;
-    assert_eq!(ticker_statuses(&client).await, all_success(&symbols));
+
+    let (arn, outcome) = execute(&stack, &input, "backoff", EXECUTION_TIMEOUT).await;
+
+    let client = assert_every_ticker_succeeded(&stack, &outcome, &symbols).await;
     assert_stored_equal_ground_truth(&stack, &client, "yahoo", &symbols, window).await;
 
-    let limited: Vec<Value> = fetch_batch_outputs(&stack)
-        .into_iter()
-        .filter(|o| o["status"] == "rate_limited")
-        .collect();
-    assert!(!limited.is_empty(), "market-sim never rate limited the run");
+    let limited = rate_limited_answers(&stack);
     for answer in &limited {
         let wait = answer["retry_after_seconds"].as_u64();
         assert!(
@@ -239,32 +213,17 @@ async fn rate_limit_rounds_exhausted_leaves_the_run_incomplete_and_fails_the_exe
         json!({"rate_limit": {"requests": 1, "window_seconds": 3600, "retry_after": {"fixed": 1}}}),
     )
     .await;
-    let window = recent_weekdays();
-    let input = json!({
-        "symbols": ["RLEXA", "RLEXB"],
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "polygon",
-        "batch_size": 2,
-        "max_rate_limit_rounds": 1,
-    });
-
-    let arn = stack
-        .start_execution(&input, &unique_name("rounds-exhausted"))
-        .await
-        .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
-
-    assert_eq!(outcome.status, ExecutionStatus::Failed, "{outcome:?}");
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("RunIncomplete"),
-        "{outcome:?}"
+    let input = run_input(
+        &["RLEXA", "RLEXB"],
+        recent_weekdays(),
+        "1h",
+        "polygon",
+        json!({"batch_size": 2, "max_rate_limit_rounds": 1}),
     );
+
+    let (arn, outcome) = execute(&stack, &input, "rounds-exhausted", EXECUTION_TIMEOUT).await;
+
+    assert_failed_with(&stack, &outcome, "RunIncomplete");
     let client = db(&stack).await;
     let run_id = only_run_id(&client).await;
     let cause = outcome.cause.unwrap_or_default();

@@ -9,9 +9,9 @@ use std::time::Duration;
 use e2e::local_stack::aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
 use e2e::local_stack::{unique_name, LocalStackOptions, MapMode};
 use e2e::{
-    assert_stored_equal_ground_truth, count_rows, db, fetch_batch_outputs, ground_truth,
-    only_run_id, recent_weekdays, serial, set_knobs, start_stack, stored_bars, ticker_statuses,
-    Bar, EXECUTION_TIMEOUT,
+    assert_ended, assert_failed_with, assert_only_ground_truth_stored, assert_succeeded,
+    count_rows, db, execute, fetch_batch_outputs, finish, only_run_id, recent_weekdays, run_input,
+    serial, set_knobs, start_stack, ticker_statuses, EXECUTION_TIMEOUT,
 };
 use serde_json::json;
 
@@ -19,75 +19,37 @@ use serde_json::json;
 async fn full_run_writes_exactly_the_ground_truth_and_succeeds() {
     let _serial = serial().await;
     let stack = start_stack(LocalStackOptions::default()).await;
-    let (start, end) = recent_weekdays();
+    let window = recent_weekdays();
     let symbols = ["FULLA", "FULLB", "FULLC", "FULLD", "FULLE"];
     // Five tickers in batches of two: three batches, in two lanes of the Map.
-    let input = json!({
-        "symbols": symbols,
-        "start_date": start.to_string(),
-        "end_date": end.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": 2,
-        "max_concurrency": 2,
-    });
+    let input = run_input(
+        &symbols,
+        window,
+        "1h",
+        "yahoo",
+        json!({"batch_size": 2, "max_concurrency": 2}),
+    );
 
+    // Named here: every function is told this name as the run's lease holder.
     let name = unique_name("full-run");
     let arn = stack
         .start_execution(&input, &name)
         .await
         .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+    let outcome = finish(&stack, &arn, EXECUTION_TIMEOUT).await;
 
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
-    );
-    let output = outcome.output.expect("a succeeded execution has output");
-    assert_eq!(output["status"], "succeeded", "{output}");
+    let output = assert_succeeded(&stack, &outcome);
     assert_eq!(output["requested"], 5, "{output}");
     assert_eq!(output["success"], 5, "{output}");
     assert_eq!(output["failed"], 0, "{output}");
     assert_eq!(output["failed_batches"], json!([]), "{output}");
 
     let client = db(&stack).await;
-    let mut expected_rows = 0;
-    for symbol in symbols {
-        let truth: Vec<Bar> = ground_truth(&stack, symbol, start, end)
-            .await
-            .iter()
-            .map(Bar::from)
-            .collect();
-        assert!(!truth.is_empty(), "market-sim has no bars for {symbol}");
-        let stored = stored_bars(&client, symbol).await;
-        assert_eq!(
-            stored, truth,
-            "{symbol}: stored bars differ from the ground truth"
-        );
-        expected_rows += truth.len() as i64;
-    }
-    assert_eq!(
-        count_rows(&client, "stock_price_history").await,
-        expected_rows
-    );
+    let expected_rows =
+        assert_only_ground_truth_stored(&stack, &client, "yahoo", &symbols, window).await;
     assert_eq!(output["records_inserted"], expected_rows, "{output}");
-    let statuses: Vec<(String, String)> = client
-        .query(
-            "SELECT symbol, status FROM backfill_progress ORDER BY symbol",
-            &[],
-        )
-        .await
-        .expect("reading backfill_progress")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
     assert_eq!(
-        statuses,
+        ticker_statuses(&client).await,
         symbols
             .iter()
             .map(|s| (s.to_string(), "success".to_string()))
@@ -145,21 +107,9 @@ async fn bad_execution_input_fails_fast_with_invalid_input_and_writes_nothing() 
         "end_date": start.to_string(),
     });
 
-    let arn = stack
-        .start_execution(&input, &unique_name("bad-input"))
-        .await
-        .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+    let (arn, outcome) = execute(&stack, &input, "bad-input", EXECUTION_TIMEOUT).await;
 
-    assert_eq!(outcome.status, ExecutionStatus::Failed, "{outcome:?}");
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("InvalidInput"),
-        "{outcome:?}"
-    );
+    assert_failed_with(&stack, &outcome, "InvalidInput");
     let cause = outcome.cause.unwrap_or_default();
     assert!(
         cause.contains("start_date"),
@@ -194,37 +144,18 @@ async fn a_run_with_failed_tickers_fails_the_execution_with_run_completed_with_f
     let _serial = serial().await;
     let stack = start_stack(LocalStackOptions::default()).await;
     set_knobs(&stack, json!({"unknown_symbols": ["NOSUCHX"]})).await;
-    let (start, end) = recent_weekdays();
-    let input = json!({
-        "symbols": ["FAILA", "NOSUCHX", "FAILB"],
-        "start_date": start.to_string(),
-        "end_date": end.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": 3,
-    });
+    let input = run_input(
+        &["FAILA", "NOSUCHX", "FAILB"],
+        recent_weekdays(),
+        "1h",
+        "yahoo",
+        json!({"batch_size": 3}),
+    );
 
-    let arn = stack
-        .start_execution(&input, &unique_name("with-failures"))
-        .await
-        .expect("StartExecution");
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+    let (_, outcome) = execute(&stack, &input, "with-failures", EXECUTION_TIMEOUT).await;
 
     // FAILED, so the notification rule and the ExecutionsFailed alarm report it.
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Failed,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
-    );
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("RunCompletedWithFailures"),
-        "{outcome:?}"
-    );
+    assert_failed_with(&stack, &outcome, "RunCompletedWithFailures");
     let client = db(&stack).await;
     let run_id = only_run_id(&client).await;
     assert_eq!(
@@ -283,15 +214,13 @@ async fn a_provider_outage_longer_than_fetch_batchs_patience_is_waited_out_by_th
     set_knobs(&stack, json!({"fail_every_nth": 1, "fail_status": 503})).await;
     let window = recent_weekdays();
     let symbols = ["OUTA", "OUTB"];
-    let input = json!({
-        "symbols": symbols,
-        "start_date": window.0.to_string(),
-        "end_date": window.1.to_string(),
-        "interval": "1h",
-        "provider": "yahoo",
-        "batch_size": 2,
-        "max_concurrency": 1,
-    });
+    let input = run_input(
+        &symbols,
+        window,
+        "1h",
+        "yahoo",
+        json!({"batch_size": 2, "max_concurrency": 1}),
+    );
     let arn = stack
         .start_execution(&input, &unique_name("outage"))
         .await
@@ -313,17 +242,9 @@ async fn a_provider_outage_longer_than_fetch_batchs_patience_is_waited_out_by_th
         )
     });
     set_knobs(&stack, json!({"fail_every_nth": null})).await;
-    let outcome = stack
-        .wait_for_execution(&arn, EXECUTION_TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs_tail(40)));
+    let outcome = finish(&stack, &arn, EXECUTION_TIMEOUT).await;
 
-    assert_eq!(
-        outcome.status,
-        ExecutionStatus::Succeeded,
-        "{outcome:?}\n{}",
-        stack.logs_tail(40)
-    );
+    assert_ended(&stack, &outcome, ExecutionStatus::Succeeded);
     let answers = fetch_batch_outputs(&stack);
     let unavailable: Vec<_> = answers
         .iter()
@@ -359,8 +280,7 @@ async fn a_provider_outage_longer_than_fetch_batchs_patience_is_waited_out_by_th
         .count();
     assert_eq!(waits, unavailable.len(), "one Wait per unavailable answer");
     let client = db(&stack).await;
-    let rows = assert_stored_equal_ground_truth(&stack, &client, "yahoo", &symbols, window).await;
-    assert_eq!(count_rows(&client, "stock_price_history").await, rows);
+    let rows = assert_only_ground_truth_stored(&stack, &client, "yahoo", &symbols, window).await;
     eprintln!(
         "outage: {} unavailable answers waited out, {rows} rows stored exactly, 1 execution",
         unavailable.len()

@@ -21,11 +21,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sfn::error::SdkError;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use test_support::process::log_tail;
 use test_support::{wait, TestDb};
 
 use crate::adapter::{AdapterConfig, AdapterThread, Invocation};
 use crate::error::{Error, Result};
-use crate::process::{free_port, tail, Service};
+use crate::process::Service;
 use crate::runtime::{self, FunctionSpec, HostConfig, InstanceInfo, InstanceState, INSTANCES_PATH};
 use crate::workspace::{self, MapMode};
 
@@ -414,7 +415,7 @@ impl LocalStack {
         std::fs::write(&functions_log, "").map_err(Error::io(&functions_log))?;
 
         // moto's port; the adapter binds its own.
-        let moto_port = free_port()?;
+        let moto_port = test_support::net::free_port().map_err(Error::io("127.0.0.1:0"))?;
         let moto_url = format!("http://127.0.0.1:{moto_port}");
         let adapter_url = match &options.adapter {
             AdapterMode::InProcess => {
@@ -568,7 +569,7 @@ impl LocalStack {
                 out.push_str(&format!(
                     "--- {} ---\n{}\n",
                     path.display(),
-                    tail(&path, lines)
+                    log_tail(&path, lines)
                 ));
             }
         }

@@ -14,6 +14,7 @@ use axum::Router;
 use local_stack::adapter::{AdapterConfig, AdapterThread};
 use local_stack::runtime::{FunctionSpec, HostConfig, InstanceState};
 use serde_json::{json, Value};
+use test_support::process::is_running;
 
 /// Serves `app` on a free port of 127.0.0.1 and returns its base URL.
 async fn serve(app: Router) -> String {
@@ -126,10 +127,6 @@ async fn busy_pid(adapter: &AdapterThread, function: &str) -> u32 {
         assert!(Instant::now() < deadline, "no busy instance of {function}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn is_running(pid: u32) -> bool {
-    local_stack::process::is_running(pid as i32)
 }
 
 #[tokio::test]

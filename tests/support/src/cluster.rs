@@ -24,25 +24,22 @@
 //! # }
 //! ```
 
-use std::fs::{self, DirBuilder};
-use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::{Client, Config};
 
-use crate::pg::{
-    as_owner, cluster_owner, config_to_url, connect, find_bindir, free_port, initdb, random_u32,
-    read_log, SUPERUSER,
+use crate::pg::{config_to_url, connect, random_u32};
+use crate::pg_server::{
+    cluster_owner, find_bindir, initdb, new_cluster_dir, port_taken, read_log, PgCtl, Watchdog,
+    SUPERUSER,
 };
 
 /// The database [`DedicatedCluster::new`] creates (the URL names it).
 pub const DATABASE: &str = "backfill";
-/// How long `pg_ctl` may take to start or stop the server.
-const PG_CTL_TIMEOUT_SECONDS: u32 = 60;
 /// How long dropping waits for the watchdog to stop the server and remove the folder.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -59,19 +56,11 @@ rm -rf "$dir"
 /// One test's own PostgreSQL server, with one database ([`DATABASE`]).
 #[derive(Debug)]
 pub struct DedicatedCluster {
-    bindir: PathBuf,
-    /// The cluster's folder: `data/`, `postgres.log`, the socket.
-    dir: PathBuf,
+    /// The cluster's folder (`data/`, `postgres.log`, the socket) and how to start and stop it.
+    pg_ctl: PgCtl,
     port: u16,
-    owner: Option<(u32, u32)>,
     config: Config,
     watchdog: Mutex<Option<Watchdog>>,
-}
-
-#[derive(Debug)]
-struct Watchdog {
-    child: Child,
-    lifeline: ChildStdin,
 }
 
 impl DedicatedCluster {
@@ -101,28 +90,12 @@ impl DedicatedCluster {
     fn create() -> Result<DedicatedCluster, String> {
         let bindir = find_bindir()?;
         let owner = cluster_owner()?;
-        let parent = match owner {
-            Some(_) => PathBuf::from("/tmp"),
-            None => std::env::temp_dir(),
-        };
-        let dir = parent.join(format!(
+        let name = format!(
             "test-support-pg-dedicated-{}-{:08x}",
             std::process::id(),
             random_u32()
-        ));
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        if let Some((uid, gid)) = owner {
-            if let Err(e) = std::os::unix::fs::chown(&dir, Some(uid), Some(gid)) {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(format!(
-                    "cannot give {} to the postgres user: {e}",
-                    dir.display()
-                ));
-            }
-        }
+        );
+        let dir = new_cluster_dir(&name, owner)?;
         if let Err(message) = initdb(&bindir, &dir, owner) {
             let _ = fs::remove_dir_all(&dir);
             return Err(message);
@@ -138,25 +111,23 @@ impl DedicatedCluster {
         let mut config = Config::new();
         config.host("127.0.0.1").user(SUPERUSER).dbname(DATABASE);
         let mut cluster = DedicatedCluster {
-            bindir,
-            dir,
+            pg_ctl: PgCtl { bindir, dir, owner },
             port: 0,
-            owner,
             config,
             watchdog: Mutex::new(Some(watchdog)),
         };
         // A free port can be taken between choosing it and binding it: try another.
         let mut last = String::new();
         for _ in 0..3 {
-            cluster.port = free_port().map_err(|e| format!("cannot find a free port: {e}"))?;
+            cluster.port =
+                crate::net::free_port().map_err(|e| format!("cannot find a free port: {e}"))?;
             cluster.config.port(cluster.port);
-            match cluster.pg_ctl_start() {
-                Ok(()) => return Ok(cluster),
+            match cluster.pg_ctl.start(cluster.port) {
+                Ok(_) => return Ok(cluster),
                 Err(message) => {
-                    let port_taken =
-                        message.contains("could not bind") || message.contains("already in use");
+                    let retry = port_taken(&message);
                     last = message;
-                    if !port_taken {
+                    if !retry {
                         break;
                     }
                 }
@@ -193,80 +164,33 @@ impl DedicatedCluster {
     /// `pg_ctl stop -m fast`: every session is ended and new connections are refused until
     /// [`DedicatedCluster::start`]. Returns once the server is down.
     pub async fn stop(&self) {
-        let args = self.pg_ctl_args(&["stop", "-m", "fast"]);
-        self.run_pg_ctl("stop", args).await;
+        let pg_ctl = self.pg_ctl.clone();
+        self.blocking(move || pg_ctl.stop("fast")).await;
     }
 
     /// Starts the stopped server again, on the same port and data directory. Returns once it
     /// accepts connections.
     pub async fn start(&self) {
-        let args = self.start_args();
-        self.run_pg_ctl("start", args).await;
+        let (pg_ctl, port) = (self.pg_ctl.clone(), self.port);
+        self.blocking(move || pg_ctl.start(port)).await;
     }
 
     /// Whether the server is running (`pg_ctl status`).
     pub async fn is_running(&self) -> bool {
-        let args = self.pg_ctl_args(&["status"]);
-        let mut command = self.pg_ctl_command(&args);
-        tokio::task::spawn_blocking(move || command.output())
+        let pg_ctl = self.pg_ctl.clone();
+        tokio::task::spawn_blocking(move || pg_ctl.is_running())
             .await
-            .ok()
-            .and_then(Result::ok)
-            .is_some_and(|output| output.status.success())
+            .unwrap_or(false)
     }
 
     /// The last lines of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        read_log(&self.dir)
+        read_log(&self.pg_ctl.dir)
     }
 
-    fn start_args(&self) -> Vec<String> {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            self.port,
-            self.dir.display()
-        );
-        let log = self.dir.join("postgres.log").display().to_string();
-        let mut args = self.pg_ctl_args(&["start"]);
-        args.extend(["-l".to_string(), log, "-o".to_string(), options]);
-        args
-    }
-
-    fn pg_ctl_args(&self, action: &[&str]) -> Vec<String> {
-        let mut args = vec![
-            "-D".to_string(),
-            self.dir.join("data").display().to_string(),
-            "-w".to_string(),
-            "-t".to_string(),
-            PG_CTL_TIMEOUT_SECONDS.to_string(),
-        ];
-        args.extend(action.iter().map(|a| a.to_string()));
-        args
-    }
-
-    fn pg_ctl_command(&self, args: &[String]) -> Command {
-        let mut command = Command::new(self.bindir.join("pg_ctl"));
-        command
-            .args(args)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            // The server pg_ctl starts must not die with a Ctrl-C meant for `cargo test` before
-            // the watchdog stops it.
-            .process_group(0);
-        as_owner(&mut command, self.owner);
-        command
-    }
-
-    fn pg_ctl_start(&self) -> Result<(), String> {
-        let args = self.start_args();
-        run_blocking(self.pg_ctl_command(&args), "start", &self.dir)
-    }
-
-    async fn run_pg_ctl(&self, what: &'static str, args: Vec<String>) {
-        let command = self.pg_ctl_command(&args);
-        let dir = self.dir.clone();
-        let outcome = tokio::task::spawn_blocking(move || run_blocking(command, what, &dir))
+    /// Runs a pg_ctl call off the runtime; panics with its message when it fails.
+    async fn blocking(&self, call: impl FnOnce() -> Result<String, String> + Send + 'static) {
+        let outcome = tokio::task::spawn_blocking(call)
             .await
             .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
         if let Err(message) = outcome {
@@ -281,23 +205,13 @@ impl Drop for DedicatedCluster {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
-        if let Some(Watchdog {
-            mut child,
-            lifeline,
-        }) = watchdog
-        {
-            drop(lifeline);
-            let deadline = Instant::now() + CLEANUP_TIMEOUT;
-            while Instant::now() < deadline {
-                match child.try_wait() {
-                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                    Ok(Some(_)) | Err(_) => return,
-                }
+        if let Some(watchdog) = watchdog {
+            if !watchdog.finish(CLEANUP_TIMEOUT) {
+                eprintln!(
+                    "test-support: the dedicated cluster in {} was not cleaned up within {CLEANUP_TIMEOUT:?}",
+                    self.pg_ctl.dir.display()
+                );
             }
-            eprintln!(
-                "test-support: the dedicated cluster in {} was not cleaned up within {CLEANUP_TIMEOUT:?}",
-                self.dir.display()
-            );
         }
     }
 }
@@ -307,44 +221,17 @@ fn spawn_watchdog(
     dir: &Path,
     owner: Option<(u32, u32)>,
 ) -> Result<Watchdog, String> {
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(WATCHDOG)
-        .arg("test-support-pg-dedicated-watchdog")
-        .arg(bindir.join("pg_ctl"))
-        .arg(dir)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    as_owner(&mut command, owner);
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start the watchdog shell: {e}"))?;
-    let lifeline = child
-        .stdin
-        .take()
-        .ok_or_else(|| "the watchdog has no stdin pipe".to_string())?;
-    Ok(Watchdog { child, lifeline })
-}
-
-fn run_blocking(mut command: Command, what: &str, dir: &Path) -> Result<(), String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run pg_ctl {what}: {e}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "pg_ctl {what} failed ({}) in {}:\n{}{}\nserver log:\n{}",
-        output.status,
-        dir.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        read_log(dir)
-    ))
+    let pg_ctl = bindir.join("pg_ctl");
+    let args = [pg_ctl.as_os_str(), dir.as_os_str()];
+    let (watchdog, _) = Watchdog::spawn(
+        WATCHDOG,
+        "test-support-pg-dedicated-watchdog",
+        &args,
+        dir,
+        owner,
+        Stdio::null(),
+    )?;
+    Ok(watchdog)
 }
 
 #[cfg(test)]
@@ -382,7 +269,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_stops_the_server_and_removes_its_folder() {
         let cluster = DedicatedCluster::new().await;
-        let dir = cluster.dir.clone();
+        let dir = cluster.pg_ctl.dir.clone();
         let config = cluster.config();
         drop(cluster);
         assert!(!dir.exists(), "{} is still there", dir.display());

@@ -58,3 +58,16 @@ pub async fn seed_mentions_aged(client: &Client, mentions: &[(&str, i64)], age_d
 pub async fn seed_mentions(client: &Client, mentions: &[(&str, i64)]) {
     seed_mentions_aged(client, mentions, 0).await;
 }
+
+/// The fixture's `stock_price_history` rows (which other jobs of the original application wrote,
+/// all dated before 2026), as JSON text in id order: what nothing of ours may change.
+pub async fn price_rows(client: &Client) -> Vec<String> {
+    crate::pg::column(
+        client,
+        "SELECT row_to_json(s)::text FROM (
+             SELECT id, symbol, date, open_price, high_price, low_price, close_price, volume, created_at
+               FROM stock_price_history WHERE date < '2026-01-01' ORDER BY id) s",
+        &[],
+    )
+    .await
+}

@@ -25,26 +25,29 @@
 //! # }
 //! ```
 
-use std::fs::{self, DirBuilder};
+use std::ffi::OsStr;
+use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::config::Host;
+use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{Client, Config, NoTls};
+
+use crate::pg_server::{
+    cluster_owner, find_bindir, initdb, new_cluster_dir, port_taken, read_log, Watchdog, SETTINGS,
+    SUPERUSER,
+};
 
 /// How long a throwaway cluster may take to accept connections (initdb excluded).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the `atexit` hook waits for the server to stop and its folder to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// The superuser of a throwaway cluster (initdb `-U`), whatever OS user runs it.
-pub(crate) const SUPERUSER: &str = "postgres";
 
 /// An empty database that exists for one test.
 ///
@@ -304,6 +307,21 @@ fn drop_database(admin: &Config, name: &str) -> Result<(), String> {
     })
 }
 
+/// The first column of every row `sql` returns, e.g. `column::<String>(&client, "SELECT
+/// symbol FROM ticker ORDER BY symbol", &[])`. Panics with the statement when it fails (test code).
+pub async fn column<T>(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Vec<T>
+where
+    T: for<'a> FromSql<'a>,
+{
+    client
+        .query(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("test-support: {sql}: {e}"))
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// Connects without TLS and drives the connection on the current runtime.
 pub(crate) async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
@@ -451,45 +469,21 @@ struct Cluster {
     watchdog: Mutex<Option<Watchdog>>,
 }
 
-struct Watchdog {
-    child: Child,
-    /// The write end of the watchdog's stdin: when it closes, the watchdog stops the cluster.
-    lifeline: ChildStdin,
-}
-
-impl Watchdog {
-    /// Closes the lifeline and waits (bounded) for the watchdog to stop the server and clean up.
-    fn finish(self, timeout: Duration) {
-        let Watchdog {
-            mut child,
-            lifeline,
-        } = self;
-        drop(lifeline);
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            match child.try_wait() {
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Ok(Some(_)) | Err(_) => return,
-            }
-        }
-    }
-}
-
 /// Why one start attempt failed: a port someone else took (worth another try) or anything else.
 enum StartError {
     PortTaken(String),
     Fatal(String),
 }
 
-/// Runs as the watchdog: `sh -c WATCHDOG watchdog <postgres> <dir> <port>`. It prints the
-/// postmaster's pid, then blocks reading stdin; the pipe ends only when the test process is gone.
+/// Runs as the watchdog: `sh -c WATCHDOG watchdog <postgres> <dir> <port> <settings…>`. It prints
+/// the postmaster's pid, then blocks reading stdin; the pipe ends only when the test process is
+/// gone.
 const WATCHDOG: &str = r#"
 set -u
 postgres=$1 dir=$2 port=$3
+shift 3
 exec 2>>"$dir/postgres.log"
-"$postgres" -D "$dir/data" -p "$port" -k "$dir" \
-    -c listen_addresses=127.0.0.1 -c max_connections=200 \
-    -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+"$postgres" -D "$dir/data" -p "$port" -k "$dir" "$@" \
     </dev/null >>"$dir/postgres.log" 2>&1 &
 pg=$!
 echo "$pg"
@@ -519,64 +513,41 @@ impl Cluster {
     }
 
     fn try_start(bindir: &Path, owner: Option<(u32, u32)>) -> Result<Cluster, StartError> {
-        // The postgres user must be able to traverse every parent: as root, /tmp rather than a
-        // TMPDIR that may sit in root's home.
-        let parent = match owner {
-            Some(_) => PathBuf::from("/tmp"),
-            None => std::env::temp_dir(),
-        };
-        let dir = parent.join(format!(
+        let name = format!(
             "test-support-pg-{}-{:08x}",
             std::process::id(),
             random_u32()
-        ));
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| StartError::Fatal(format!("cannot create {}: {e}", dir.display())))?;
-        if let Some((uid, gid)) = owner {
-            if let Err(e) = std::os::unix::fs::chown(&dir, Some(uid), Some(gid)) {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(StartError::Fatal(format!(
-                    "cannot give {} to the postgres user: {e}",
-                    dir.display()
-                )));
-            }
-        }
+        );
+        let dir = new_cluster_dir(&name, owner).map_err(StartError::Fatal)?;
 
         if let Err(message) = initdb(bindir, &dir, owner) {
             let _ = fs::remove_dir_all(&dir);
             return Err(StartError::Fatal(message));
         }
 
-        let port = free_port().map_err(|e| {
+        let port = crate::net::free_port().map_err(|e| {
             let _ = fs::remove_dir_all(&dir);
             StartError::Fatal(format!("cannot find a free port: {e}"))
         })?;
-        let mut watchdog = Command::new("sh");
-        watchdog
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("test-support-pg-watchdog")
-            .arg(bindir.join("postgres"))
-            .arg(&dir)
-            .arg(port.to_string())
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // Its own process group: a Ctrl-C meant for `cargo test` must not kill the watchdog
-            // before it has cleaned up (the test process's exit will make it do so).
-            .process_group(0);
-        as_owner(&mut watchdog, owner);
-        let mut child = watchdog.spawn().map_err(|e| {
+        let port_arg = port.to_string();
+        let postgres = bindir.join("postgres");
+        let mut args = vec![postgres.as_os_str(), dir.as_os_str(), OsStr::new(&port_arg)];
+        args.extend(SETTINGS.iter().map(OsStr::new));
+        let (watchdog, stdout) = Watchdog::spawn(
+            WATCHDOG,
+            "test-support-pg-watchdog",
+            &args,
+            &dir,
+            owner,
+            Stdio::piped(),
+        )
+        .map_err(|message| {
             let _ = fs::remove_dir_all(&dir);
-            StartError::Fatal(format!("cannot start the watchdog shell: {e}"))
+            StartError::Fatal(message)
         })?;
-        let (Some(lifeline), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            unreachable!("stdin and stdout were requested as pipes")
+        let Some(stdout) = stdout else {
+            unreachable!("stdout was requested as a pipe")
         };
-        let watchdog = Watchdog { child, lifeline };
 
         let mut first_line = String::new();
         let postmaster_pid = BufReader::new(stdout)
@@ -585,7 +556,7 @@ impl Cluster {
             .and_then(|_| first_line.trim().parse::<u32>().ok());
         let Some(postmaster_pid) = postmaster_pid else {
             let log = read_log(&dir);
-            watchdog.finish(STOP_TIMEOUT);
+            let _ = watchdog.finish(STOP_TIMEOUT);
             return Err(StartError::Fatal(format!(
                 "the watchdog did not start postgres:\n{log}"
             )));
@@ -594,18 +565,16 @@ impl Cluster {
         let ready = wait_until_ready(bindir, port, postmaster_pid);
         if let Err(reason) = ready {
             let log = read_log(&dir);
-            watchdog.finish(STOP_TIMEOUT);
+            let _ = watchdog.finish(STOP_TIMEOUT);
             let message = format!(
                 "postgres in {} on port {port} {reason}; its log:\n{log}",
                 dir.display()
             );
-            return Err(
-                if log.contains("could not bind") || log.contains("in use") {
-                    StartError::PortTaken(message)
-                } else {
-                    StartError::Fatal(message)
-                },
-            );
+            return Err(if port_taken(&log) {
+                StartError::PortTaken(message)
+            } else {
+                StartError::Fatal(message)
+            });
         }
 
         let mut admin = Config::new();
@@ -620,37 +589,6 @@ impl Cluster {
             owner,
             watchdog: Mutex::new(Some(watchdog)),
         })
-    }
-}
-
-pub(crate) fn initdb(bindir: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
-    let mut cmd = Command::new(bindir.join("initdb"));
-    cmd.arg("-D")
-        .arg(dir.join("data"))
-        .args([
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null());
-    as_owner(&mut cmd, owner);
-    let output = cmd
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", bindir.join("initdb").display()))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "initdb failed ({}) in {}:\n{}{}",
-            output.status,
-            dir.display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
     }
 }
 
@@ -669,7 +607,7 @@ fn wait_until_ready(bindir: &Path, port: u16, postmaster_pid: u32) -> Result<(),
         if status.success() {
             return Ok(());
         }
-        if !crate::procfs::is_running(postmaster_pid) {
+        if !crate::process::is_running(postmaster_pid) {
             return Err("exited before accepting connections".into());
         }
         if Instant::now() >= deadline {
@@ -679,93 +617,6 @@ fn wait_until_ready(bindir: &Path, port: u16, postmaster_pid: u32) -> Result<(),
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-pub(crate) fn read_log(dir: &Path) -> String {
-    let log = fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// `Some((uid, gid))` of the `postgres` user when this process is root (initdb and postgres
-/// refuse to run as root), `None` to run them as ourselves.
-pub(crate) fn cluster_owner() -> Result<Option<(u32, u32)>, String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    let id = |flag: &str| -> Result<u32, String> {
-        let output = Command::new("id")
-            .args([flag, "postgres"])
-            .output()
-            .map_err(|e| format!("cannot run `id`: {e}"))?;
-        String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .map_err(|_| {
-                "running as root, but there is no `postgres` user to run the cluster as \
-                 (install Debian's postgresql package: scripts/ensure-tools)"
-                    .to_string()
-            })
-    };
-    Ok(Some((id("-u")?, id("-g")?)))
-}
-
-pub(crate) fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = owner {
-        // std drops the supplementary groups too when root changes uid.
-        cmd.uid(uid).gid(gid);
-    }
-}
-
-/// The folder with `initdb`, `postgres` and `pg_isready`.
-pub(crate) fn find_bindir() -> Result<PathBuf, String> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = std::env::var_os("PG_BINDIR") {
-        candidates.push(dir.into());
-    }
-    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
-        if output.status.success() {
-            candidates.push(String::from_utf8_lossy(&output.stdout).trim().into());
-        }
-    }
-    // Debian: /usr/lib/postgresql/<major>/bin, newest first.
-    if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
-        let mut versioned: Vec<(Vec<u32>, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .map(|entry| {
-                let version = entry
-                    .file_name()
-                    .to_string_lossy()
-                    .split('.')
-                    .map(|part| part.parse().unwrap_or(0))
-                    .collect();
-                (version, entry.path().join("bin"))
-            })
-            .collect();
-        versioned.sort_by(|a, b| b.0.cmp(&a.0));
-        candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path));
-    }
-    candidates
-        .into_iter()
-        .find(|dir| {
-            ["initdb", "postgres", "pg_isready"]
-                .iter()
-                .all(|bin| dir.join(bin).is_file())
-        })
-        .ok_or_else(|| {
-            "the PostgreSQL server binaries (initdb, postgres) were not found: run \
-             scripts/ensure-tools, set PG_BINDIR, or point TEST_DATABASE_URL at a server"
-                .to_string()
-        })
 }
 
 fn register_atexit() {
@@ -787,7 +638,7 @@ extern "C" fn stop_cluster_at_exit() {
             Err(poisoned) => poisoned.into_inner().take(),
         };
         if let Some(watchdog) = watchdog {
-            watchdog.finish(STOP_TIMEOUT);
+            let _ = watchdog.finish(STOP_TIMEOUT);
         }
     }
 }

@@ -1,38 +1,80 @@
-//! Just enough of Linux's /proc to tell whether processes are still running.
+//! Just enough of Linux's /proc to find a process's descendants and groups, and to tell whether
+//! processes are still running.
 
+use std::collections::BTreeSet;
 use std::fs;
 
-/// `(state, process group)` of a process, from `/proc/<pid>/stat`; `None` when it is gone.
-fn stat(pid: &str) -> Option<(String, i64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields follow the command name, which is in parentheses and may contain anything.
-    let (_, rest) = stat.rsplit_once(')')?;
+/// What [`process`](crate::process) needs of `/proc/<pid>/stat`.
+pub(crate) struct Stat {
+    pub(crate) state: char,
+    pub(crate) ppid: i32,
+    pub(crate) pgrp: i32,
+    /// Clock ticks after boot when the process started: with the pid, it names one process even
+    /// after the pid is reused.
+    pub(crate) start_time: u64,
+}
+
+impl Stat {
+    /// Z: exited but not yet reaped; X: dead.
+    pub(crate) fn running(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// `None` when the process is gone.
+pub(crate) fn stat(pid: i32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything: parse after the last ')'.
+    let (_, rest) = text.rsplit_once(')')?;
     let mut fields = rest.split_whitespace();
-    let state = fields.next()?.to_string();
-    let _ppid = fields.next()?;
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
-
-fn running(state: &str) -> bool {
-    // Z: exited but not yet reaped; X: dead.
-    !matches!(state, "Z" | "X")
-}
-
-/// Whether the process exists and has not exited (a zombie counts as exited).
-pub(crate) fn is_running(pid: u32) -> bool {
-    stat(&pid.to_string()).is_some_and(|(state, _)| running(&state))
-}
-
-/// Whether any process of the group exists and has not exited.
-pub(crate) fn group_is_running(pgid: i64) -> bool {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.filter_map(Result::ok).any(|entry| {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        name.bytes().all(|b| b.is_ascii_digit())
-            && stat(&name).is_some_and(|(state, pgrp)| pgrp == pgid && running(&state))
+    // Field 22 of proc(5); `fields` is at field 6 now.
+    let start_time = fields.nth(16)?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        pgrp,
+        start_time,
     })
+}
+
+/// Whether `pid` exists and has not exited (a zombie has exited).
+pub(crate) fn is_running(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| s.running())
+}
+
+fn all_processes() -> Vec<(i32, Stat)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| stat(pid).map(|s| (pid, s)))
+        .collect()
+}
+
+/// Every living descendant of `root`.
+pub(crate) fn descendants(root: i32) -> BTreeSet<i32> {
+    let processes = all_processes();
+    let mut found = BTreeSet::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, s) in &processes {
+            if s.ppid == parent && found.insert(*pid) {
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+/// Living processes in any of `groups`.
+pub(crate) fn group_members(groups: &BTreeSet<i32>) -> Vec<i32> {
+    all_processes()
+        .into_iter()
+        .filter(|(_, s)| groups.contains(&s.pgrp) && s.running())
+        .map(|(pid, _)| pid)
+        .collect()
 }

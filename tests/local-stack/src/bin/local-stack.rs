@@ -1,7 +1,8 @@
 //! `local-stack up|down|env`: the local stack as detached processes (scripts/local-up,
 //! scripts/local-down, `make local-up`, the demo).
 //!
-//! `up` starts PostgreSQL (scripts/pg-up, unless `--database-url`), market-sim, the Lambda Invoke
+//! `up` starts PostgreSQL (test_support::pg_up, what scripts/pg-up runs, unless `--database-url`),
+//! market-sim, the Lambda Invoke
 //! adapter (which runs the function binaries) and moto, each in its own process group, creates
 //! the state machine and writes `<state-dir>/env` (`export` lines for clients) and
 //! `<state-dir>/pids`.
@@ -14,8 +15,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use local_stack::process::{self, start_time, stop_tree};
+use local_stack::process::STOP_GRACE;
 use local_stack::{workspace, AdapterMode, LocalStack, LocalStackOptions};
+use test_support::pg_up::{self, UpError};
+use test_support::process::{is_running, start_time, stop_tree};
+use test_support::shell;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,7 +76,7 @@ struct UpArgs {
 /// `<state-dir>/pids`: one `name pid start-time` line per process.
 const PIDS: &str = "pids";
 const ENV: &str = "env";
-/// scripts/pg-up's state, inside the state dir.
+/// The PostgreSQL cluster's state (test_support::pg_up), inside the state dir.
 const PG: &str = "pg";
 
 fn main() -> anyhow::Result<()> {
@@ -182,7 +186,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         state_dir.display()
     );
     for (key, value) in stack.env() {
-        let _ = writeln!(env, "export {key}={}", shell_quote(&value));
+        let _ = writeln!(env, "export {key}={}", shell::quote(&value));
     }
     let processes = stack.detach()?;
     let mut pids = String::new();
@@ -235,7 +239,7 @@ fn down(state_dir: &Path) -> anyhow::Result<()> {
             "local-stack: stopping {} (pid {})",
             process.name, process.pid
         );
-        survivors.extend(stop_tree(process.pid, process::STOP_GRACE));
+        survivors.extend(stop_tree(process.pid, STOP_GRACE));
     }
     if state_dir.join(PG).exists() {
         stop_postgres(&state_dir);
@@ -265,7 +269,7 @@ struct Recorded {
 impl Recorded {
     /// Running, and the same process (not a later one that reuses the pid).
     fn is_running(&self) -> bool {
-        process::is_running(self.pid as i32) && start_time(self.pid) == Some(self.start_time)
+        is_running(self.pid) && start_time(self.pid) == Some(self.start_time)
     }
 }
 
@@ -297,27 +301,39 @@ fn recorded_processes(state_dir: &Path) -> anyhow::Result<Option<Vec<Recorded>>>
     Ok(Some(processes))
 }
 
-/// scripts/pg-up in `<state-dir>/pg`, then a `backfill` database on it; returns its URL.
+/// A throwaway cluster in `<state-dir>/pg` (as scripts/pg-up starts one, installing the server
+/// binaries first when they are missing), then a `backfill` database on it; returns its URL.
 fn start_postgres(state_dir: &Path) -> anyhow::Result<String> {
-    let script = workspace::root().join("scripts").join("pg-up");
-    let output = Command::new(&script)
-        .arg(state_dir.join(PG))
-        .output()
-        .with_context(|| format!("cannot run {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed ({}): {}",
-            script.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let admin_url = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("export DATABASE_URL="))
-        .map(|v| v.trim().trim_matches('\'').to_string())
-        .with_context(|| format!("{} printed no DATABASE_URL", script.display()))?;
+    let state = state_dir.join(PG);
+    // Progress is shown only when starting fails.
+    let mut said = Vec::new();
+    let mut up = || pg_up::up(&state, &mut |line| said.push(line));
+    let running = match up() {
+        Err(UpError::NoServerBinaries(_)) => {
+            let ensure_tools = workspace::root().join("scripts").join("ensure-tools");
+            eprintln!(
+                "local-stack: PostgreSQL server binaries not found; running {} postgres",
+                ensure_tools.display()
+            );
+            let status = Command::new(&ensure_tools)
+                .arg("postgres")
+                .status()
+                .with_context(|| format!("cannot run {}", ensure_tools.display()))?;
+            if !status.success() {
+                bail!("{} postgres failed ({status})", ensure_tools.display());
+            }
+            up()
+        }
+        first => first,
+    };
+    let admin_url = match running {
+        Ok(running) => running.database_url,
+        Err(e) => bail!(
+            "PostgreSQL did not start: {e}
+{}",
+            said.join("\n")
+        ),
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start a tokio runtime")?;
     let created = runtime.block_on(create_database(&admin_url, "backfill"));
     if let Err(e) = created {
@@ -352,11 +368,10 @@ async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
 }
 
 fn stop_postgres(state_dir: &Path) {
-    let script = workspace::root().join("scripts").join("pg-down");
-    match Command::new(&script).arg(state_dir.join(PG)).status() {
-        Ok(status) if status.success() => {}
-        Ok(status) => eprintln!("local-stack: {} failed ({status})", script.display()),
-        Err(e) => eprintln!("local-stack: cannot run {}: {e}", script.display()),
+    if let Err(e) = pg_up::down(&state_dir.join(PG), &mut |line| {
+        eprintln!("pg-down: {line}")
+    }) {
+        eprintln!("local-stack: stopping PostgreSQL failed: {e}");
     }
 }
 
@@ -373,16 +388,4 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Quotes a value for a POSIX shell `export` line when it needs it.
-fn shell_quote(value: &str) -> String {
-    let plain = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
-    if plain && !value.is_empty() {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
-    }
 }

@@ -1,6 +1,6 @@
 //! The real Secrets Manager adapter (AWS SDK) against moto's Secrets Manager over loopback: the
-//! database and the Polygon key come from secrets, in the shapes the README documents, and are
-//! read once per process.
+//! database and the Polygon key come from secrets, in the shapes docs/configuration.md
+//! documents, and are read once per process.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -80,6 +80,13 @@ impl CliError {
     }
 }
 
+/// Writing the output failed (a closed pipe, a full disk).
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Other(format!("cannot write the output: {e}"))
+    }
+}
+
 impl From<BackfillError> for CliError {
     fn from(e: BackfillError) -> Self {
         match e {

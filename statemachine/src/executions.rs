@@ -5,6 +5,8 @@
 
 pub mod fake;
 
+use std::future::Future;
+
 use async_trait::async_trait;
 use aws_sdk_sfn::config::ProvideCredentials;
 use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
@@ -84,6 +86,26 @@ pub trait Executions: Send + Sync {
     /// Starts an execution and returns its ARN.
     async fn start_execution(&self, request: &StartRequest) -> Result<String, CliError>;
     async fn describe_execution(&self, execution_arn: &str) -> Result<ExecutionInfo, CliError>;
+}
+
+/// How a command gets the Step Functions port: only once it needs it, after its input was
+/// validated, so that bad input never even builds an AWS client. The binary passes
+/// [`SfnExecutions::from_env`]; tests pass a closure giving a [`fake::FakeExecutions`].
+pub trait Connect {
+    type Port: Executions;
+    fn connect(self) -> impl Future<Output = Result<Self::Port, CliError>>;
+}
+
+impl<E, F, Fut> Connect for F
+where
+    E: Executions,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<E, CliError>>,
+{
+    type Port = E;
+    fn connect(self) -> impl Future<Output = Result<E, CliError>> {
+        self()
+    }
 }
 
 /// The real adapter.

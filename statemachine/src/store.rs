@@ -17,12 +17,6 @@ pub use shared::db::DatabaseSource;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to the database named by the environment; a clear error when none is.
-pub async fn connect_from_env() -> Result<Client, CliError> {
-    let source = DatabaseSource::from_env().ok_or_else(CliError::database_not_configured)?;
-    connect(&source).await
-}
-
 /// Connects with a timeout, over TLS as `PGSSLMODE`/the URL say; the session runs in UTC like
 /// the functions' sessions.
 pub async fn connect(source: &DatabaseSource) -> Result<Client, CliError> {

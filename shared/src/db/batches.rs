@@ -87,7 +87,7 @@ pub async fn record_invocation(
 pub const NO_PROGRESS: &str = "NoProgress";
 
 // The ways a batch's row takes an error, each with the status and counters that go with it.
-// Each binds $1 run, $2 batch, $3 error name, $4 message (see `note_error`).
+// Each binds $1 run, $2 batch, $3 error name, $4 message (see `note`).
 const MARK_STALLED: &str = "UPDATE backfill_batch
         SET last_status = 'stalled', last_error_name = $3, last_error_message = $4,
             updated_at = now()
@@ -99,14 +99,42 @@ const RECORD_ERROR: &str = "UPDATE backfill_batch
             last_error_name = $3, last_error_message = $4, updated_at = now()
       WHERE run_id = $1 AND batch = $2";
 
-async fn note_error(
+/// What an invocation leaves on its batch's row besides its status, for `backfill status` and
+/// finalize-run.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchNote<'a> {
+    /// The batch is given up for want of progress: `stalled`, with the reason.
+    Stalled { message: &'a str },
+    /// The transient fault the invocation could not get past: what the state machine is waiting
+    /// out, and the reason if the batch is given up later.
+    Fault {
+        error_name: &'a str,
+        message: &'a str,
+    },
+    /// The error the invocation raised (best effort), so that a stuck batch can be explained.
+    Error {
+        error_name: &'a str,
+        message: &'a str,
+    },
+}
+
+pub async fn note(
     client: &impl GenericClient,
-    statement: &str,
     run_id: &RunId,
     batch: i32,
-    error_name: &str,
-    message: &str,
+    note: BatchNote<'_>,
 ) -> Result<(), BackfillError> {
+    let (statement, error_name, message) = match note {
+        BatchNote::Stalled { message } => (MARK_STALLED, NO_PROGRESS, message),
+        BatchNote::Fault {
+            error_name,
+            message,
+        } => (NOTE_FAULT, error_name, message),
+        BatchNote::Error {
+            error_name,
+            message,
+        } => (RECORD_ERROR, error_name, message),
+    };
     client
         .execute(
             statement,
@@ -114,41 +142,6 @@ async fn note_error(
         )
         .await?;
     Ok(())
-}
-
-/// Gives a batch up for want of progress: `stalled`, with the reason, for `backfill status` and
-/// finalize-run.
-pub async fn mark_stalled(
-    client: &impl GenericClient,
-    run_id: &RunId,
-    batch: i32,
-    message: &str,
-) -> Result<(), BackfillError> {
-    note_error(client, MARK_STALLED, run_id, batch, NO_PROGRESS, message).await
-}
-
-/// Notes on the batch the transient fault its last invocation could not get past, for
-/// `backfill status` (what the state machine is waiting out) and for finalize-run if the batch is
-/// given up later.
-pub async fn note_fault(
-    client: &impl GenericClient,
-    run_id: &RunId,
-    batch: i32,
-    error_name: &str,
-    message: &str,
-) -> Result<(), BackfillError> {
-    note_error(client, NOTE_FAULT, run_id, batch, error_name, message).await
-}
-
-/// Best-effort note of the error an invocation raised, so that a stuck batch can be explained.
-pub async fn record_error(
-    client: &impl GenericClient,
-    run_id: &RunId,
-    batch: i32,
-    error_name: &str,
-    message: &str,
-) -> Result<(), BackfillError> {
-    note_error(client, RECORD_ERROR, run_id, batch, error_name, message).await
 }
 
 /// Marks batches the state machine gave up on after its retries.

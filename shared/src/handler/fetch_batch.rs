@@ -16,6 +16,7 @@ use tracing::{info, warn, Instrument};
 use super::{stop_time, App};
 use crate::config::Config;
 use crate::contract::{parse_event, BatchStatus, FetchBatchInput, FetchBatchOutput};
+use crate::db::batches::BatchNote;
 use crate::db::progress::{Claim, StatusCounts, TickerOutcome};
 use crate::db::runs::RunRecord;
 use crate::db::{batches, prices, progress, runs};
@@ -117,7 +118,16 @@ impl App {
         tracing::error!(error_name = e.name(), error = %e, "fetch-batch failed");
         let noted = async {
             let client = self.db().await?;
-            batches::record_error(&**client, run_id, batch, e.name(), &e.to_string()).await
+            batches::note(
+                &**client,
+                run_id,
+                batch,
+                BatchNote::Error {
+                    error_name: e.name(),
+                    message: &e.to_string(),
+                },
+            )
+            .await
         }
         .await;
         if let Err(db) = noted {
@@ -322,7 +332,11 @@ impl App {
         )
         .await?;
         if let (BatchStatus::Unavailable, Some((error_name, message))) = (status, &worked.fault) {
-            batches::note_fault(&**client, &run_id, batch, error_name, message).await?;
+            let note = BatchNote::Fault {
+                error_name,
+                message,
+            };
+            batches::note(&**client, &run_id, batch, note).await?;
             if record.idle >= self.config().no_progress_timeout {
                 let why = format!(
                     "no {} of batch {batch} finished for {}s (NO_PROGRESS_TIMEOUT_SECONDS {}); \
@@ -331,7 +345,8 @@ impl App {
                     record.idle.as_secs(),
                     self.config().no_progress_timeout.as_secs()
                 );
-                batches::mark_stalled(&**client, &run_id, batch, &why).await?;
+                let note = BatchNote::Stalled { message: &why };
+                batches::note(&**client, &run_id, batch, note).await?;
                 warn!(
                     idle_s = record.idle.as_secs(),
                     "no progress for too long; giving the batch up"

@@ -3,7 +3,7 @@
 //! decides the exit code.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,10 +12,11 @@ use shared::db::progress::{self, StatusCounts};
 use shared::model::RunId;
 use tokio_postgres::Client;
 
+use super::session::Session;
 use super::{render, status};
 use crate::error::{exit, CliError};
 use crate::executions::{ExecutionInfo, ExecutionStatus, Executions};
-use crate::store::{self, DatabaseSource};
+use crate::store;
 
 const POLL: Duration = Duration::from_secs(1);
 /// Without a terminal, a progress line at most this often (and whenever the execution's status changes).
@@ -23,15 +24,15 @@ const LINE_EVERY: Duration = Duration::from_secs(10);
 
 /// A database connection for the progress counts, when one is configured; following works
 /// without it (the execution's status and output only).
-pub async fn optional_db() -> Option<Client> {
-    let Some(source) = DatabaseSource::from_env() else {
+pub async fn optional_db(session: &Session<'_>) -> Option<Client> {
+    if session.database().is_none() {
         eprintln!(
             "note: DATABASE_URL is not set: following the execution without ticker counts \
              (`backfill status RUN_ID` shows them once the database is reachable)"
         );
         return None;
-    };
-    match store::connect(&source).await {
+    }
+    match session.connect().await {
         Ok(client) => Some(client),
         Err(e) => {
             eprintln!("warning: following without ticker counts: {e}");
@@ -162,6 +163,7 @@ pub async fn follow(
     execution_arn: &str,
     run_id: &RunId,
     db: Option<&Client>,
+    out: &mut (dyn Write + Send),
 ) -> Result<u8, CliError> {
     let started = Instant::now();
     let mut view = View::new();
@@ -196,7 +198,7 @@ pub async fn follow(
         (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
         _ => started.elapsed().as_secs_f64(),
     };
-    Ok(report_end(&info, elapsed, run_id, db).await)
+    report_end(&info, elapsed, run_id, db, out).await
 }
 
 /// Prints how the execution ended and returns the exit code.
@@ -205,41 +207,48 @@ async fn report_end(
     elapsed_seconds: f64,
     run_id: &RunId,
     db: Option<&Client>,
-) -> u8 {
-    println!(
+    out: &mut (dyn Write + Send),
+) -> Result<u8, CliError> {
+    writeln!(
+        out,
         "execution {} after {}",
         info.status.as_str(),
         render::duration(elapsed_seconds)
-    );
+    )?;
     if info.status == ExecutionStatus::Succeeded {
         let output = info.output.as_deref().unwrap_or("null");
         match serde_json::from_str::<FinalizeRunOutput>(output) {
             Ok(summary) => {
-                print!("{}", render_summary(&summary));
-                return if summary.status == RunStatus::Succeeded && summary.failed == 0 {
-                    exit::OK
-                } else {
-                    exit::FAILURE
-                };
+                write!(out, "{}", render_summary(&summary))?;
+                return Ok(
+                    if summary.status == RunStatus::Succeeded && summary.failed == 0 {
+                        exit::OK
+                    } else {
+                        exit::FAILURE
+                    },
+                );
             }
             Err(e) => {
-                println!("the execution's output is not a finalize-run summary ({e}):\n{output}");
+                writeln!(
+                    out,
+                    "the execution's output is not a finalize-run summary ({e}):\n{output}"
+                )?;
             }
         }
     } else {
-        println!("error: {}", info.error.as_deref().unwrap_or("-"));
-        println!("cause: {}", info.cause.as_deref().unwrap_or("-"));
+        writeln!(out, "error: {}", info.error.as_deref().unwrap_or("-"))?;
+        writeln!(out, "cause: {}", info.cause.as_deref().unwrap_or("-"))?;
     }
     if let Some(client) = db {
         match status::load_report(client, run_id).await {
-            Ok(report) => print!("{}", status::render_report(&report)),
+            Ok(report) => write!(out, "{}", status::render_report(&report))?,
             Err(CliError::RunNotFound(_)) => {
-                println!("run {run_id} was not created: nothing was written")
+                writeln!(out, "run {run_id} was not created: nothing was written")?
             }
             Err(e) => eprintln!("warning: cannot read the run from the database: {e}"),
         }
     }
-    exit::FAILURE
+    Ok(exit::FAILURE)
 }
 
 /// The finalize-run output (the execution's output) as text.

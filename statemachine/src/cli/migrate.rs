@@ -1,15 +1,15 @@
 //! `backfill migrate`: the embedded migrations, applied in one transaction under an advisory lock.
 
+use super::session::Session;
 use crate::error::{exit, CliError};
-use crate::store;
 
-pub async fn run() -> Result<u8, CliError> {
-    let mut client = store::connect_from_env().await?;
+pub async fn run(session: &mut Session<'_>) -> Result<u8, CliError> {
+    let mut client = session.connect().await?;
     let applied = shared::db::migrate::run(&mut client).await?;
     if applied.is_empty() {
-        println!("database schema is up to date");
+        writeln!(session.out(), "database schema is up to date")?;
     } else {
-        println!("applied migrations {applied:?}");
+        writeln!(session.out(), "applied migrations {applied:?}")?;
     }
     // Never retyped silently: say so, and what it costs, so the owner can decide.
     for (column, data_type) in shared::db::migrate::lossy_price_columns(&client).await? {

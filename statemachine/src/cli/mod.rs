@@ -1,6 +1,7 @@
 //! The `backfill` command line: flags (clap), dispatch, exit codes.
 //!
-//! Output goes to stdout (run ids, reports, JSON); progress, hints and errors go to stderr.
+//! Output goes to the [`Session`]'s writer, stdout in the binary (run ids, reports, JSON);
+//! progress, hints and errors go to stderr.
 
 mod follow;
 pub mod lease;
@@ -10,17 +11,19 @@ mod render;
 mod request;
 pub mod resume;
 mod run_ref;
+mod session;
 pub mod start;
 mod status;
 mod verify;
 
-use std::future::Future;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{exit, CliError};
-use crate::executions::{Executions, SfnExecutions};
+use crate::executions::{Connect, SfnExecutions};
+
+pub use session::Session;
 
 pub use request::{execution_name_for_resume, new_run_input, resume_input, validate_new_run};
 
@@ -215,40 +218,47 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs one parsed command; `Ok` carries the exit code of a command that did its work.
+/// Runs one parsed command on the process's environment and stdout; `Ok` carries the exit code
+/// of a command that did its work.
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
-    run_with(cli, SfnExecutions::from_env).await
+    let mut stdout = std::io::stdout();
+    run_with(
+        cli,
+        SfnExecutions::from_env,
+        &mut Session::from_env(&mut stdout),
+    )
+    .await
 }
 
 /// [`run`] with the Step Functions port that `connect` gives (tests pass an in-memory
-/// [`crate::executions::fake::FakeExecutions`]). `connect` is called only once a command needs
-/// Step Functions, after its input was validated.
-pub async fn run_with<E, F, Fut>(cli: Cli, connect: F) -> Result<u8, CliError>
-where
-    E: Executions,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<E, CliError>>,
-{
+/// [`crate::executions::fake::FakeExecutions`]) and the database and output of `session`.
+/// `connect` is called only once a command needs Step Functions, after its input was validated.
+pub async fn run_with(
+    cli: Cli,
+    connect: impl Connect,
+    session: &mut Session<'_>,
+) -> Result<u8, CliError> {
     let arn = cli.state_machine_arn;
     match cli.command {
         Command::Start(args) => {
             // Validation comes first: bad input never needs AWS.
             let prepared = start::prepare(&args)?;
             let arn = require_arn(arn)?;
-            let executions = connect().await?;
-            start::run(&executions, &arn, prepared, args.wait).await
+            let executions = connect.connect().await?;
+            start::run(&executions, &arn, prepared, args.wait, session).await
         }
         Command::Resume(args) => {
             let prepared = resume::prepare(&args)?;
             let arn = require_arn(arn)?;
-            let (prepared, db) = resume::check_run(prepared).await?;
-            let executions = connect().await?;
-            resume::run(&executions, &arn, prepared, db, args.wait, args.force).await
+            let (prepared, db) = resume::check_run(prepared, session).await?;
+            let executions = connect.connect().await?;
+            let out = session.out();
+            resume::run(&executions, &arn, prepared, db, args.wait, args.force, out).await
         }
-        Command::Status(args) => status::run(&args, arn.as_deref(), connect).await,
-        Command::Plan(args) => plan::run(&args).await,
-        Command::Migrate => migrate::run().await,
-        Command::Verify(args) => verify::run(&args).await,
+        Command::Status(args) => status::run(&args, arn.as_deref(), connect, session).await,
+        Command::Plan(args) => plan::run(&args, session).await,
+        Command::Migrate => migrate::run(session).await,
+        Command::Verify(args) => verify::run(&args, session).await,
     }
 }
 

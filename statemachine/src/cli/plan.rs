@@ -15,9 +15,9 @@ use tokio_postgres::Client;
 use super::request::{
     defaults_from_env, new_run_input, provider_is_known, validate_new_run, ValidRun,
 };
+use super::session::Session;
 use super::{render, status, PlanArgs};
 use crate::error::{exit, CliError};
-use crate::store;
 
 /// Step Functions' cap on a state's input/output.
 pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
@@ -119,7 +119,7 @@ pub struct StepFunctionsEstimate {
     pub events_quota: i64,
 }
 
-pub async fn run(args: &PlanArgs) -> Result<u8, CliError> {
+pub async fn run(args: &PlanArgs, session: &mut Session<'_>) -> Result<u8, CliError> {
     let run_id = RunId::new_now();
     let input = new_run_input(&args.selection, &args.execution, run_id.clone())?;
     let defaults = defaults_from_env()?;
@@ -133,7 +133,7 @@ pub async fn run(args: &PlanArgs) -> Result<u8, CliError> {
     let symbols = match &valid.request.selection {
         Selection::Explicit { symbols } => symbols.clone(),
         other => {
-            let mut client = store::connect_from_env().await?;
+            let mut client = session.connect().await?;
             resolve_read_only(&mut client, other).await?
         }
     };
@@ -142,9 +142,9 @@ pub async fn run(args: &PlanArgs) -> Result<u8, CliError> {
     valid.request.choose_strategy(symbols.len())?;
     let plan = compute(&valid, &defaults, provider_known, &symbols, &run_id);
     if args.json {
-        println!("{}", status::to_json(&plan)?);
+        writeln!(session.out(), "{}", status::to_json(&plan)?)?;
     } else {
-        print!("{}", render_plan(&plan));
+        write!(session.out(), "{}", render_plan(&plan))?;
     }
     // select-tickers' own batch cap, on the strategy it would pick.
     if let Err(e) = check_batch_cap(&plan.strategy, plan.batch_size) {

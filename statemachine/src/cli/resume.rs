@@ -1,6 +1,8 @@
 //! `backfill resume RUN_ID|EXECUTION …`: a new execution of an existing run, with `{"run_id": …}`; the
 //! run's stored parameters decide the window, interval, provider and tickers.
 
+use std::io::Write;
+
 use chrono::Utc;
 use shared::contract::{RunStatus, SelectTickersInput};
 use shared::db::runs;
@@ -10,10 +12,10 @@ use tokio_postgres::Client;
 use super::lease::{self, Lease};
 use super::request::{execution_name_for_resume, resume_options};
 use super::run_ref::RunRef;
+use super::session::Session;
 use super::{follow, start, ResumeArgs};
 use crate::error::{exit, CliError};
 use crate::executions::{Executions, StartRequest};
-use crate::store::{self, DatabaseSource};
 
 /// The flags, validated; the run not yet looked up.
 #[derive(Debug, Clone)]
@@ -53,8 +55,11 @@ pub fn prepare(args: &ResumeArgs) -> Result<Request, CliError> {
 /// Finds the run (an execution name is looked up) and checks that it exists: an unknown run is a
 /// usage error (exit 2). Without a database setting a run id goes unchecked (select-tickers fails
 /// the execution with `RunNotFound`), but an execution name cannot be resolved.
-pub async fn check_run(request: Request) -> Result<(Prepared, Option<Client>), CliError> {
-    let Some(source) = DatabaseSource::from_env() else {
+pub async fn check_run(
+    request: Request,
+    session: &Session<'_>,
+) -> Result<(Prepared, Option<Client>), CliError> {
+    if session.database().is_none() {
         let Some(run_id) = request.target.run_id().cloned() else {
             return Err(CliError::Configuration(format!(
                 "finding {} needs the database: set DATABASE_URL (or DATABASE_SECRET_ARN), or \
@@ -66,8 +71,8 @@ pub async fn check_run(request: Request) -> Result<(Prepared, Option<Client>), C
             "note: DATABASE_URL is not set: not checking that run {run_id} exists (select-tickers will)"
         );
         return Ok((Prepared::new(run_id, request.options), None));
-    };
-    let client = store::connect(&source).await?;
+    }
+    let client = session.connect().await?;
     let prepared = check_run_on(request, &client).await?;
     Ok((prepared, Some(client)))
 }
@@ -93,6 +98,7 @@ pub async fn run(
     mut db: Option<Client>,
     wait: bool,
     force: bool,
+    out: &mut (dyn Write + Send),
 ) -> Result<u8, CliError> {
     let name = execution_name_for_resume(&prepared.run_id, Utc::now());
     // One active execution per run: the lease is taken here, for the execution about to start,
@@ -123,13 +129,20 @@ pub async fn run(
             return Err(e);
         }
     };
-    start::print_started(&prepared.run_id, &execution_arn);
+    start::print_started(out, &prepared.run_id, &execution_arn)?;
     if !wait {
         eprintln!("follow it with: backfill status {}", prepared.run_id);
         return Ok(exit::OK);
     }
     // `db` is `None` only when no database is configured (check_run said so).
-    follow::follow(executions, &execution_arn, &prepared.run_id, db.as_ref()).await
+    follow::follow(
+        executions,
+        &execution_arn,
+        &prepared.run_id,
+        db.as_ref(),
+        out,
+    )
+    .await
 }
 
 /// Takes the run's lease for execution `name`. A lease held by an execution that still runs is

@@ -1,10 +1,13 @@
 //! `backfill start …`: a new run. The run id is chosen here and passed as `new_run_id`, so the
 //! execution can be named after it.
 
+use std::io::Write;
+
 use shared::contract::SelectTickersInput;
 use shared::model::{today_utc, RunId};
 
 use super::request::{defaults_from_env, new_run_input, provider_is_known, validate_new_run};
+use super::session::Session;
 use super::{follow, StartArgs};
 use crate::error::{exit, CliError};
 use crate::executions::{Executions, StartRequest};
@@ -30,9 +33,10 @@ pub async fn run(
     state_machine_arn: &str,
     prepared: Prepared,
     wait: bool,
+    session: &mut Session<'_>,
 ) -> Result<u8, CliError> {
     let db = if wait {
-        follow::optional_db().await
+        follow::optional_db(session).await
     } else {
         None
     };
@@ -44,15 +48,22 @@ pub async fn run(
             .map_err(|e| CliError::InvalidInput(format!("execution input: {e}")))?,
     };
     let execution_arn = executions.start_execution(&request).await?;
-    print_started(&prepared.run_id, &execution_arn);
+    print_started(session.out(), &prepared.run_id, &execution_arn)?;
     if !wait {
         eprintln!("follow it with: backfill status {}", prepared.run_id);
         return Ok(exit::OK);
     }
-    follow::follow(executions, &execution_arn, &prepared.run_id, db.as_ref()).await
+    let (id, out) = (&prepared.run_id, session.out());
+    follow::follow(executions, &execution_arn, id, db.as_ref(), out).await
 }
 
-pub fn print_started(run_id: &RunId, execution_arn: &str) {
-    println!("run_id: {run_id}");
-    println!("execution_arn: {execution_arn}");
+/// The two lines scripts read (`run_id: …`, `execution_arn: …`).
+pub fn print_started(
+    out: &mut (dyn Write + Send),
+    run_id: &RunId,
+    execution_arn: &str,
+) -> Result<(), CliError> {
+    writeln!(out, "run_id: {run_id}")?;
+    writeln!(out, "execution_arn: {execution_arn}")?;
+    Ok(())
 }

@@ -2,7 +2,6 @@
 //! still `running` (to close one whose execution has ended); it works without AWS.
 
 use std::fmt::Write as _;
-use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -13,9 +12,10 @@ use tokio_postgres::GenericClient;
 
 use super::render::{self, Align};
 use super::run_ref::RunRef;
+use super::session::Session;
 use super::StatusArgs;
 use crate::error::{exit, CliError};
-use crate::executions::Executions;
+use crate::executions::Connect;
 use crate::store::{self, BatchProblem};
 
 /// Problems listed per category in the text report (JSON lists them all).
@@ -107,18 +107,15 @@ pub struct RunRow {
 
 /// `connect` gives the Step Functions port, asked for only when a running run's execution must
 /// be checked.
-pub async fn run<E, F, Fut>(
+pub async fn run(
     args: &StatusArgs,
     state_machine_arn: Option<&str>,
-    connect: F,
-) -> Result<u8, CliError>
-where
-    E: Executions,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<E, CliError>>,
-{
+    connect: impl Connect,
+    session: &mut Session<'_>,
+) -> Result<u8, CliError> {
     let target = args.run_id.as_deref().map(RunRef::parse).transpose()?;
-    let mut client = store::connect_from_env().await?;
+    let mut client = session.connect().await?;
+    let out = session.out();
     match target {
         Some(target) => {
             let run_id = target.resolve(&client).await?;
@@ -127,19 +124,19 @@ where
             }
             let report = load_report(&client, &run_id).await?;
             if args.json {
-                println!("{}", to_json(&report)?);
+                writeln!(out, "{}", to_json(&report)?)?;
             } else {
-                print!("{}", render_report(&report));
+                write!(out, "{}", render_report(&report))?;
             }
         }
         None => {
             let rows = recent_runs(&client, args.limit.max(1)).await?;
             if args.json {
-                println!("{}", to_json(&serde_json::json!({ "runs": rows }))?);
+                writeln!(out, "{}", to_json(&serde_json::json!({ "runs": rows }))?)?;
             } else if rows.is_empty() {
-                println!("no runs yet: start one with `backfill start`");
+                writeln!(out, "no runs yet: start one with `backfill start`")?;
             } else {
-                print!("{}", render_runs(&rows));
+                write!(out, "{}", render_runs(&rows))?;
             }
         }
     }
@@ -149,22 +146,18 @@ where
 /// A run left `running` by an execution that has ended (it died, or FinalizeRun could not reach
 /// the database) is closed truthfully here, so that no finished execution leaves its run open.
 /// Best effort: status works without AWS, and says so when it cannot look.
-async fn close_if_abandoned<E, F, Fut>(
+async fn close_if_abandoned(
     client: &mut tokio_postgres::Client,
     arn: &str,
     run_id: &RunId,
-    connect: F,
-) where
-    E: Executions,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<E, CliError>>,
-{
+    connect: impl Connect,
+) {
     let closed = async {
         let run = runs::get(&*client, run_id).await?;
         if run.lease_execution.is_none() || run.status != shared::contract::RunStatus::Running {
             return Ok(());
         }
-        let executions = connect().await?;
+        let executions = connect.connect().await?;
         let tx = client.transaction().await?;
         let run = runs::get_for_update(&tx, run_id).await?;
         super::lease::reconcile(&tx, &executions, arn, &run).await?;

@@ -4,6 +4,7 @@ use serde::Serialize;
 use shared::db::runs;
 
 use super::run_ref::RunRef;
+use super::session::Session;
 use super::{status, VerifyArgs};
 use crate::error::{exit, CliError};
 use crate::store::{self, StoredTicker};
@@ -20,9 +21,9 @@ struct Verification {
     tickers: Vec<StoredTicker>,
 }
 
-pub async fn run(args: &VerifyArgs) -> Result<u8, CliError> {
+pub async fn run(args: &VerifyArgs, session: &mut Session<'_>) -> Result<u8, CliError> {
     let target = RunRef::parse(&args.run_id)?;
-    let client = store::connect_from_env().await?;
+    let client = session.connect().await?;
     let run_id = target.resolve(&client).await?;
     let run = runs::get(&client, &run_id).await?;
     let (from, to) = run.range.stored_window(run.interval);
@@ -42,21 +43,29 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         tickers,
     };
     if args.json {
-        println!("{}", status::to_json(&v)?);
+        writeln!(session.out(), "{}", status::to_json(&v)?)?;
     } else {
         let rows: i64 = v.tickers.iter().map(|t| t.rows_in_window).sum();
-        println!(
+        writeln!(
+            session.out(),
             "run {}: {} success tickers, {rows} rows in stock_price_history for {} .. {}",
-            v.run_id, v.success_tickers, v.start_date, v.end_date
-        );
+            v.run_id,
+            v.success_tickers,
+            v.start_date,
+            v.end_date
+        )?;
         if v.ok {
-            println!("ok: every success ticker has bars in the window");
+            writeln!(
+                session.out(),
+                "ok: every success ticker has bars in the window"
+            )?;
         } else {
-            println!(
+            writeln!(
+                session.out(),
                 "{} success tickers have no bars in the window: {}",
                 v.missing.len(),
                 v.missing.join(", ")
-            );
+            )?;
         }
     }
     Ok(if v.ok { exit::OK } else { exit::FAILURE })

@@ -1,6 +1,7 @@
 //! Harness for the CLI's tests: the `backfill` binary run as a child process with a clean
-//! environment, a real moto server for Step Functions, and a migrated PostgreSQL database with
-//! the shared handlers (against market-sim) to make real runs.
+//! environment, or in-process against the Step Functions fake; a real moto server for the
+//! adapter's tests; and a migrated PostgreSQL database with the shared handlers (against
+//! market-sim) to make real runs.
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
@@ -8,12 +9,16 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use clap::Parser;
 use market_sim::{Knobs, RunningSim, SimConfig};
 use serde_json::Value;
 use shared::config::Config;
 use shared::contract::SelectTickersInput;
+use shared::db::DatabaseSource;
 use shared::handler::App;
 use shared::model::RunId;
+use statemachine::cli::{run_with, Cli, Session};
+use statemachine::executions::fake::FakeExecutions;
 use test_support::TestDb;
 
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/backfill-test";
@@ -71,6 +76,49 @@ pub async fn backfill(args: &[&str], env: &[(&str, &str)]) -> Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The state machine the in-process runs name (`--state-machine-arn`).
+pub const MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:backfill";
+
+/// `backfill --state-machine-arn MACHINE args…` in-process, as the binary would run it, but with
+/// `fake` as Step Functions, the database at `database_url` (`None`: no database setting) and
+/// stdout captured. `stderr` holds what the binary prints for an error (its warnings and
+/// progress go to the test's own stderr).
+pub async fn backfill_in_process(
+    fake: &FakeExecutions,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> Output {
+    let mut argv = vec!["backfill", "--state-machine-arn", MACHINE];
+    argv.extend_from_slice(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return Output {
+                code: e.exit_code(),
+                stdout: String::new(),
+                stderr: e.to_string(),
+            }
+        }
+    };
+    let database = database_url.map(|url| DatabaseSource::Url(url.to_string().into()));
+    let mut stdout = Vec::new();
+    let result = run_with(
+        cli,
+        || async { Ok(fake.clone()) },
+        &mut Session::new(database, &mut stdout),
+    )
+    .await;
+    let (code, stderr) = match result {
+        Ok(code) => (i32::from(code), String::new()),
+        Err(e) => (i32::from(e.exit_code()), format!("error: {e}\n")),
+    };
+    Output {
+        code,
+        stdout: String::from_utf8(stdout).expect("the CLI writes UTF-8"),
+        stderr,
     }
 }
 

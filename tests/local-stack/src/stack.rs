@@ -90,7 +90,7 @@ pub struct LocalStackOptions {
     /// Extra environment for the functions, applied after the defaults (`DATABASE_URL`,
     /// `YAHOO_BASE_URL`, `POLYGON_BASE_URL`, `POLYGON_API_KEY=test-key`,
     /// `PROVIDER_REQUESTS_PER_MINUTE=6000`, `RUST_LOG=info`), so it can override them; e.g.
-    /// `FETCH_BUDGET_SECONDS`, `RATE_LIMIT_BACKOFF_BASE_SECONDS`.
+    /// `FETCH_BUDGET_SECONDS`, `RATE_LIMIT_PAUSE_SECONDS`.
     pub function_env: Vec<(String, String)>,
     /// market-sim's flags after `--port 0`, e.g. `--rate-limit 3 --window-seconds 5 --retry-after 2`.
     pub market_sim_args: Vec<String>,

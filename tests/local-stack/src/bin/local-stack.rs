@@ -58,7 +58,7 @@ struct UpArgs {
     #[arg(long, env = "LOCAL_STACK_MARKET_SIM_ARGS", allow_hyphen_values = true)]
     market_sim_args: Option<String>,
     /// Extra function environment as KEY=VALUE (repeat, or comma-separated), e.g.
-    /// FETCH_BUDGET_SECONDS=5,RATE_LIMIT_BACKOFF_BASE_SECONDS=1.
+    /// FETCH_BUDGET_SECONDS=5,RATE_LIMIT_PAUSE_SECONDS=1.
     #[arg(long, env = "LOCAL_STACK_FUNCTION_ENV", value_delimiter = ',')]
     function_env: Vec<String>,
     /// Instances of each function that may run at once.

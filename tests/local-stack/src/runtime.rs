@@ -447,14 +447,10 @@ impl FunctionHost {
         instance: u64,
         body: Bytes,
     ) -> Result<(), RuntimeApiError> {
-        let function = self.function(name)?;
-        let mut state = lock(&function.state);
-        let me = state
-            .instances
-            .get_mut(&instance)
-            .ok_or_else(|| gone(name, instance))?;
-        me.init_error = Some(body);
-        Ok(())
+        self.with_instance(name, instance, |me| {
+            me.init_error = Some(body);
+            Ok(())
+        })
     }
 
     // ---- internals -----------------------------------------------------------------------------
@@ -490,13 +486,7 @@ impl FunctionHost {
         request_id: &str,
         outcome: Outcome,
     ) -> Result<(), RuntimeApiError> {
-        let function = self.function(name)?;
-        let mut state = lock(&function.state);
-        let me = state
-            .instances
-            .get_mut(&instance)
-            .ok_or_else(|| gone(name, instance))?;
-        match &mut me.slot {
+        self.with_instance(name, instance, |me| match &mut me.slot {
             Slot::Busy(running) if running.request_id == request_id => {
                 if let Some(reply) = running.reply.take() {
                     let _ = reply.send(outcome);
@@ -510,7 +500,24 @@ impl FunctionHost {
                     "instance {instance} of {name} does not run invocation {request_id}"
                 ),
             }),
-        }
+        })
+    }
+
+    /// `f` on instance `instance` of function `name`, under the function's lock; an instance
+    /// that is gone (stopped, or never started) is an error for its runtime.
+    fn with_instance<T>(
+        &self,
+        name: &str,
+        instance: u64,
+        f: impl FnOnce(&mut Instance) -> Result<T, RuntimeApiError>,
+    ) -> Result<T, RuntimeApiError> {
+        let function = self.function(name)?;
+        let mut state = lock(&function.state);
+        let me = state
+            .instances
+            .get_mut(&instance)
+            .ok_or_else(|| gone(name, instance))?;
+        f(me)
     }
 
     /// Starts instances while invocations wait and fewer instances than them are free.

@@ -543,3 +543,24 @@ async fn a_lease_whose_execution_cannot_be_found_is_taken_over_only_with_force()
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(fake.started().len(), 1);
 }
+
+#[tokio::test]
+async fn a_resume_whose_execution_cannot_start_gives_the_lease_back() {
+    let env = Env::new(Knobs::default()).await;
+    let run_id = env.new_run(&["AAPL"], 10).await.run_id;
+    let fake = FakeExecutions::new().failing_starts("ServiceUnavailable");
+
+    let out = resume(&env, &fake, run_id.as_str(), false).await;
+    out.assert_fails(1, "ServiceUnavailable");
+    assert_eq!(
+        env.lease_of(&run_id).await,
+        None,
+        "no execution runs, so none holds the run"
+    );
+
+    // The next resume is not refused by a lease nobody holds.
+    let fake = FakeExecutions::new();
+    let out = resume(&env, &fake, run_id.as_str(), false).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(fake.started().len(), 1);
+}

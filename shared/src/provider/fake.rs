@@ -94,11 +94,6 @@ impl FakeProvider {
         self.requests_lock().get(symbol).copied().unwrap_or(0)
     }
 
-    /// Requests made for every symbol so far.
-    pub fn total_requests(&self) -> u32 {
-        self.requests_lock().values().sum()
-    }
-
     fn script(&self, symbol: &str, f: impl FnOnce(&mut Script)) {
         f(self.scripts_lock().entry(symbol.to_string()).or_default());
     }

@@ -37,54 +37,16 @@ pub async fn aggregates(
     headers: HeaderMap,
 ) -> Response {
     let knobs = state.knobs();
-    let seq = state.next_provider_request();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match params.get("apiKey").map(String::as_str).or(bearer) {
-        None => {
-            return json_response(
-                StatusCode::UNAUTHORIZED,
-                &json!({"status": "NOT_AUTHORIZED", "request_id": state.next_request_id(), "message": "API Key was not provided"}),
-            )
-        }
-        Some(key) if key != knobs.polygon_api_key => {
-            return json_response(
-                StatusCode::FORBIDDEN,
-                &json!({"status": "NOT_AUTHORIZED", "request_id": state.next_request_id(), "message": "Unknown API Key"}),
-            )
-        }
-        Some(_) => {}
-    }
-    if let Admission::Limited { retry_after } = state.admit(Provider::Polygon, &knobs) {
-        let mut response = error(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            "You've exceeded the maximum requests per minute, please wait or upgrade your subscription to continue. https://polygon.io/pricing",
-        );
-        if let Some(secs) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        return response;
-    }
-    let fault = knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0);
-    if fault && knobs.fail_kind == FailKind::Status {
-        let status =
-            StatusCode::from_u16(knobs.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return error(&state, status, "Internal server error");
-    }
-    if fault && knobs.fail_kind == FailKind::Slow {
-        tokio::time::sleep(std::time::Duration::from_millis(knobs.fail_slow_ms)).await;
-    }
+    let truncate = match answer_or_refuse(&state, &knobs, &params, &headers).await {
+        Ok(truncate) => truncate,
+        Err(refused) => return refused,
+    };
     let request = match Request::parse(&ticker, &multiplier, &timespan, &from, &to, &params) {
         Ok(r) => r,
         Err(message) => return error(&state, StatusCode::BAD_REQUEST, &message),
     };
     let body = request.page(&knobs, &state.next_request_id());
-    if (fault && knobs.fail_kind == FailKind::Truncated) || knobs.is_malformed(&ticker) {
+    if truncate || knobs.is_malformed(&ticker) {
         truncated(&body)
     } else {
         json_response(StatusCode::OK, &body)
@@ -470,22 +432,10 @@ pub async fn grouped(
     headers: HeaderMap,
 ) -> Response {
     let knobs = state.knobs();
-    let seq = state.next_provider_request();
-    if let Some(refused) = check_key(&state, &knobs, &params, &headers) {
-        return refused;
-    }
-    if let Some(limited) = admit(&state, &knobs) {
-        return limited;
-    }
-    let fault = knobs.fail_every_nth.is_some_and(|n| n > 0 && seq % n == 0);
-    if fault && knobs.fail_kind == FailKind::Status {
-        let status =
-            StatusCode::from_u16(knobs.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return error(&state, status, "Internal server error");
-    }
-    if fault && knobs.fail_kind == FailKind::Slow {
-        tokio::time::sleep(std::time::Duration::from_millis(knobs.fail_slow_ms)).await;
-    }
+    let truncate = match answer_or_refuse(&state, &knobs, &params, &headers).await {
+        Ok(truncate) => truncate,
+        Err(refused) => return refused,
+    };
     let Ok(day) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
         return error(
             &state,
@@ -495,7 +445,7 @@ pub async fn grouped(
     };
     let adjusted = params.get("adjusted").is_none_or(|v| v != "false");
     let body = grouped_body(&knobs, day, adjusted, &state.next_request_id());
-    if (fault && knobs.fail_kind == FailKind::Truncated) || knobs.malformed_all {
+    if truncate || knobs.malformed_all {
         truncated(&body)
     } else {
         json_response(StatusCode::OK, &body)
@@ -503,6 +453,36 @@ pub async fn grouped(
 }
 
 /// The `apiKey` (or bearer token) check both Polygon endpoints make.
+/// What every Polygon request goes through before its answer, in Polygon's order: the key
+/// (401/403), the rate limit (429), then this request's injected fault: a status answered
+/// instead, a slow answer, or (`Ok(true)`) a body to cut in half.
+async fn answer_or_refuse(
+    state: &SimState,
+    knobs: &Knobs,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<bool, Response> {
+    let seq = state.next_provider_request();
+    if let Some(refused) = check_key(state, knobs, params, headers) {
+        return Err(refused);
+    }
+    if let Some(limited) = admit(state, knobs) {
+        return Err(limited);
+    }
+    let fault = knobs
+        .fail_every_nth
+        .is_some_and(|n| n > 0 && seq.is_multiple_of(n));
+    if fault && knobs.fail_kind == FailKind::Status {
+        let status =
+            StatusCode::from_u16(knobs.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return Err(error(state, status, "Internal server error"));
+    }
+    if fault && knobs.fail_kind == FailKind::Slow {
+        tokio::time::sleep(std::time::Duration::from_millis(knobs.fail_slow_ms)).await;
+    }
+    Ok(fault && knobs.fail_kind == FailKind::Truncated)
+}
+
 fn check_key(
     state: &SimState,
     knobs: &Knobs,
